@@ -1,0 +1,257 @@
+// gem/cuda/detail/gemm_kernels.cuh — kernels behind grouped_gemm.cuh: the memory-bound grouped
+// GEMM for few rows per group (counts read on the device, so it is graph-capturable), with an
+// optional fused SiLU·mul epilogue for the gate/up projection; the SiLU·mul kernel of the cuBLAS
+// paths; and the kernel that writes cuBLAS's device pointer arrays. Depends on the CUDA runtime and
+// cuda_bf16.h; included by gem/cuda/grouped_gemm.cuh only.
+#pragma once
+
+#include <cuda_bf16.h>
+#include <cuda_runtime.h>
+
+#include <cstdint>
+
+namespace gem::cuda::detail {
+
+// Tuning of the row-streaming kernel (H200, sm_90). 8 warps split K; each block owns 16 output
+// columns (16 gate + 16 up columns when gated) and streams those weight rows once; each thread keeps
+// 8 16-byte weight loads in flight (Little's law: ~64 KB in flight per SM at 2 blocks/SM covers
+// 4.3 TB/s x ~1 us of latency across 132 SMs). First-principles values, to be re-tuned from
+// bench/cuda/grouped_gemm_bench.cu on the H200 (bench/RESULTS.md, issue 7).
+constexpr int gemv_warps = 8;
+constexpr int gemv_threads = gemv_warps * 32;
+constexpr int gemv_loads_in_flight = 8;  // 16-byte weight vectors per thread per iteration
+constexpr int gemv_cols = 16;            // output columns per block (one m16n8k16 A tile)
+
+struct gemv_params {
+  const __nv_bfloat16* x;      // [rows][k]
+  const __nv_bfloat16* w;      // [groups][w_rows][k]
+  __nv_bfloat16* y;            // [rows][n_out]
+  const std::int32_t* counts;  // [groups]
+  const std::int32_t* offsets; // [groups]
+  std::int32_t num_groups;
+  std::int32_t n_out;          // output columns (gated: the intermediate size)
+  std::int32_t k;
+  std::int64_t w_group_stride; // elements between groups of w
+  std::int32_t up_offset;      // gated: first row of the up half in each group's w
+};
+
+__device__ __forceinline__ uint4 ld_stream(const void* p) {
+  uint4 v;
+  asm volatile("ld.global.nc.L1::no_allocate.L2::256B.v4.u32 {%0, %1, %2, %3}, [%4];"
+               : "=r"(v.x), "=r"(v.y), "=r"(v.z), "=r"(v.w)
+               : "l"(p));
+  return v;
+}
+__device__ __forceinline__ uint4 ld_cached(const void* p) {
+  uint4 v;
+  asm volatile("ld.global.nc.v4.u32 {%0, %1, %2, %3}, [%4];" : "=r"(v.x), "=r"(v.y), "=r"(v.z), "=r"(v.w) : "l"(p));
+  return v;
+}
+
+/// acc (16x8, f32) += A (16x16 bf16) * B (16x8 bf16).
+__device__ __forceinline__ void mma_bf16(float (&acc)[4], std::uint32_t a0, std::uint32_t a1, std::uint32_t a2,
+                                         std::uint32_t a3, std::uint32_t b0, std::uint32_t b1) {
+  asm volatile(
+      "mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0, %1, %2, %3}, {%4, %5, %6, %7}, {%8, %9}, "
+      "{%0, %1, %2, %3};"
+      : "+f"(acc[0]), "+f"(acc[1]), "+f"(acc[2]), "+f"(acc[3])
+      : "r"(a0), "r"(a1), "r"(a2), "r"(a3), "r"(b0), "r"(b1));
+}
+
+/// Two m16n8k16 steps over 32 consecutive k: lane (g = lane/4, c = lane%4) holds 8 consecutive k
+/// (c*8 .. c*8+7) of weight rows g and g+8 (`lo`, `hi`) and of x row g (`xv`). The k order inside
+/// the two steps is a permutation applied identically to A and B, so the dot products are exact.
+__device__ __forceinline__ void mma_chunk(float (&acc)[4], const uint4& lo, const uint4& hi, const uint4& xv) {
+  mma_bf16(acc, lo.x, hi.x, lo.y, hi.y, xv.x, xv.y);
+  mma_bf16(acc, lo.z, hi.z, lo.w, hi.w, xv.z, xv.w);
+}
+
+__device__ __forceinline__ float silu_mul(float g, float u) { return g / (1.0f + __expf(-g)) * u; }
+
+/// Index of the `target`-th group with a positive count (in group order), or -1. All threads of
+/// the block call it; uses `scratch` (>= gemv_warps + 2 ints of shared memory).
+__device__ __forceinline__ std::int32_t nth_active_group(const std::int32_t* counts, std::int32_t groups,
+                                                         std::int32_t target, std::int32_t* scratch) {
+  const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
+  if (tid == 0) scratch[gemv_warps] = -1;
+  std::int32_t carry = 0;
+  for (std::int32_t base = 0; base < groups; base += gemv_threads) {
+    const std::int32_t g = base + tid;
+    const bool active = g < groups && counts[g] > 0;
+    const std::uint32_t mask = __ballot_sync(0xffffffffu, active);
+    if (lane == 0) scratch[warp] = __popc(mask);
+    __syncthreads();
+    std::int32_t before = carry, total = 0;
+    for (int w = 0; w < gemv_warps; ++w) {
+      if (w < warp) before += scratch[w];
+      total += scratch[w];
+    }
+    if (active && before + __popc(mask & ((1u << lane) - 1u)) == target) scratch[gemv_warps] = g;
+    __syncthreads();
+    const std::int32_t found = scratch[gemv_warps];
+    if (found >= 0 || carry + total > target) return found;
+    carry += total;
+    __syncthreads();
+  }
+  return -1;
+}
+
+/// Grouped y_g = x_g · w_g^T for few rows per group, streaming each active group's weights once.
+/// Grid: x = n_out / 16 column tiles, y = (at most) the number of active groups; block y finds the
+/// y-th group with rows. Rows are processed 8*MT at a time (more rows: more passes over the same
+/// weights, from L2). Gated: the block also streams the matching up rows and writes
+/// silu(x·gate) * (x·up).
+template <int MT, bool Gated>
+__global__ void __launch_bounds__(gemv_threads, 2) grouped_gemv_kernel(gemv_params p) {
+  constexpr int NT = Gated ? 2 : 1;
+  constexpr int U = gemv_loads_in_flight / (2 * NT);
+  __shared__ float red[gemv_warps][MT * NT * 4][32];
+  __shared__ std::int32_t scratch[gemv_warps + 2];
+
+  const std::int32_t g = nth_active_group(p.counts, p.num_groups, static_cast<std::int32_t>(blockIdx.y), scratch);
+  if (g < 0) return;
+  const std::int32_t m = p.counts[g];
+  const std::int64_t row0 = p.offsets[g];
+  const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
+  const int gl = lane >> 2, cl = lane & 3;
+  const std::int32_t n0 = static_cast<std::int32_t>(blockIdx.x) * gemv_cols;
+  const std::int32_t K = p.k;
+  const std::int32_t chunks = K / 32;
+
+  const __nv_bfloat16* wg = p.w + static_cast<std::int64_t>(g) * p.w_group_stride;
+  const __nv_bfloat16* wlo[NT];
+  const __nv_bfloat16* whi[NT];
+#pragma unroll
+  for (int t = 0; t < NT; ++t) {
+    const std::int32_t r = n0 + gl + (t == 1 ? p.up_offset : 0);
+    wlo[t] = wg + static_cast<std::int64_t>(r) * K + cl * 8;
+    whi[t] = wg + static_cast<std::int64_t>(r + 8) * K + cl * 8;
+  }
+
+  for (std::int32_t rp = 0; rp < m; rp += 8 * MT) {
+    float acc[MT][NT][4];
+#pragma unroll
+    for (int i = 0; i < MT; ++i)
+#pragma unroll
+      for (int t = 0; t < NT; ++t) acc[i][t][0] = acc[i][t][1] = acc[i][t][2] = acc[i][t][3] = 0.0f;
+    const __nv_bfloat16* xr[MT];
+    bool xok[MT];
+#pragma unroll
+    for (int i = 0; i < MT; ++i) {
+      const std::int32_t r = rp + i * 8 + gl;
+      xok[i] = r < m;
+      xr[i] = p.x + (row0 + (xok[i] ? r : 0)) * K + cl * 8;
+    }
+    for (std::int32_t c0 = warp; c0 < chunks; c0 += gemv_warps * U) {
+      uint4 lo[U][NT], hi[U][NT], xv[U][MT];
+#pragma unroll
+      for (int u = 0; u < U; ++u) {
+        const std::int32_t c = c0 + u * gemv_warps;
+        const bool ok = c < chunks;
+        const std::int64_t koff = static_cast<std::int64_t>(c) * 32;
+#pragma unroll
+        for (int t = 0; t < NT; ++t) {
+          lo[u][t] = ok ? ld_stream(wlo[t] + koff) : uint4{0, 0, 0, 0};
+          hi[u][t] = ok ? ld_stream(whi[t] + koff) : uint4{0, 0, 0, 0};
+        }
+#pragma unroll
+        for (int i = 0; i < MT; ++i) xv[u][i] = ok && xok[i] ? ld_cached(xr[i] + koff) : uint4{0, 0, 0, 0};
+      }
+#pragma unroll
+      for (int u = 0; u < U; ++u)
+#pragma unroll
+        for (int i = 0; i < MT; ++i)
+#pragma unroll
+          for (int t = 0; t < NT; ++t) mma_chunk(acc[i][t], lo[u][t], hi[u][t], xv[u][i]);
+    }
+    // Sum the warps' partial products (each warp took a slice of K).
+#pragma unroll
+    for (int i = 0; i < MT; ++i)
+#pragma unroll
+      for (int t = 0; t < NT; ++t)
+#pragma unroll
+        for (int q = 0; q < 4; ++q) red[warp][(i * NT + t) * 4 + q][lane] = acc[i][t][q];
+    __syncthreads();
+    for (int idx = tid; idx < MT * 4 * 32; idx += gemv_threads) {
+      const int i = idx / 128, q = (idx / 32) % 4, ln = idx % 32;
+      float v[NT];
+#pragma unroll
+      for (int t = 0; t < NT; ++t) {
+        float s = 0.0f;
+#pragma unroll
+        for (int w = 0; w < gemv_warps; ++w) s += red[w][(i * NT + t) * 4 + q][ln];
+        v[t] = s;
+      }
+      const int col = (ln >> 2) + (q >= 2 ? 8 : 0);
+      const std::int32_t r = rp + i * 8 + 2 * (ln & 3) + (q & 1);
+      if (r < m) {
+        float out = v[0];
+        if constexpr (Gated) {
+          // Round like the unfused path does (bf16 gate and up), so the paths agree closely.
+          const float gate = __bfloat162float(__float2bfloat16_rn(v[0]));
+          const float up = __bfloat162float(__float2bfloat16_rn(v[NT - 1]));
+          out = silu_mul(gate, up);
+        }
+        p.y[(row0 + r) * p.n_out + n0 + col] = __float2bfloat16_rn(out);
+      }
+    }
+    __syncthreads();
+  }
+}
+
+/// act[r][i] = silu(h[r][i]) * h[r][inter + i] for rows r < rows_used[0], 8 columns per thread.
+__global__ void silu_mul_kernel(const __nv_bfloat16* __restrict__ h, __nv_bfloat16* __restrict__ act,
+                                std::int32_t inter, const std::int32_t* __restrict__ rows_used) {
+  const std::int32_t r = static_cast<std::int32_t>(blockIdx.x);
+  if (r >= *rows_used) return;
+  const std::int32_t vecs = inter / 8;
+  const auto* hr = reinterpret_cast<const uint4*>(h + static_cast<std::int64_t>(r) * 2 * inter);
+  auto* ar = reinterpret_cast<uint4*>(act + static_cast<std::int64_t>(r) * inter);
+  for (std::int32_t v = threadIdx.x; v < vecs; v += blockDim.x) {
+    const uint4 gv = hr[v], uv = hr[vecs + v];
+    const auto* g2 = reinterpret_cast<const __nv_bfloat162*>(&gv);
+    const auto* u2 = reinterpret_cast<const __nv_bfloat162*>(&uv);
+    uint4 o;
+    auto* o2 = reinterpret_cast<__nv_bfloat162*>(&o);
+#pragma unroll
+    for (int i = 0; i < 4; ++i) {
+      const float2 a = __bfloat1622float2(g2[i]), b = __bfloat1622float2(u2[i]);
+      o2[i] = __floats2bfloat162_rn(silu_mul(a.x, b.x), silu_mul(a.y, b.y));
+    }
+    ar[v] = o;
+  }
+}
+
+/// cuBLAS's pointer arrays for the active groups (count > 0), in group order: A = w_g, B = x rows of
+/// g, C = y rows of g. One block of 1024 threads.
+__global__ void __launch_bounds__(1024) group_pointers_kernel(const __nv_bfloat16* w, const __nv_bfloat16* x,
+                                                              __nv_bfloat16* y, const std::int32_t* counts,
+                                                              const std::int32_t* offsets, std::int32_t groups,
+                                                              std::int64_t w_stride, std::int32_t k, std::int32_t n,
+                                                              const void** a, const void** b, void** c) {
+  __shared__ std::int32_t warp_total[32];
+  const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
+  std::int32_t carry = 0;
+  for (std::int32_t base = 0; base < groups; base += 1024) {
+    const std::int32_t g = base + tid;
+    const bool active = g < groups && counts[g] > 0;
+    const std::uint32_t mask = __ballot_sync(0xffffffffu, active);
+    if (lane == 0) warp_total[warp] = __popc(mask);
+    __syncthreads();
+    std::int32_t before = carry, total = 0;
+    for (int wi = 0; wi < 32; ++wi) {
+      if (wi < warp) before += warp_total[wi];
+      total += warp_total[wi];
+    }
+    if (active) {
+      const std::int32_t i = before + __popc(mask & ((1u << lane) - 1u));
+      a[i] = w + static_cast<std::int64_t>(g) * w_stride;
+      b[i] = x + static_cast<std::int64_t>(offsets[g]) * k;
+      c[i] = y + static_cast<std::int64_t>(offsets[g]) * n;
+    }
+    carry += total;
+    __syncthreads();
+  }
+}
+
+}  // namespace gem::cuda::detail

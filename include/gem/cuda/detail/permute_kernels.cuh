@@ -1,0 +1,102 @@
+// gem/cuda/detail/permute_kernels.cuh — kernels behind permute_async (row gather into expert-major
+// order, 16-byte accesses) and combine_async (weighted sum back to token order in fp32). Depends on
+// the CUDA runtime and cuda_bf16.h; included by gem/cuda/permute.cuh only.
+#pragma once
+
+#include <cuda_bf16.h>
+#include <cuda_runtime.h>
+
+#include <cstdint>
+
+namespace gem::cuda::detail {
+
+/// 16-byte vectors each thread keeps in flight before storing (loads overlap).
+constexpr int permute_unroll = 4;
+constexpr int permute_threads = 128;
+constexpr int combine_threads = 128;
+/// Expert rows of one token combine loads before accumulating.
+constexpr int combine_batch = 4;
+
+__device__ __forceinline__ int4 load_nc(const int4* p) {
+  int4 v;
+  asm volatile("ld.global.nc.v4.s32 {%0, %1, %2, %3}, [%4];"
+               : "=r"(v.x), "=r"(v.y), "=r"(v.z), "=r"(v.w)
+               : "l"(p));
+  return v;
+}
+
+/// One block per permuted row r < capacity: copies token row perm_to_src[r] / k of x to row r of
+/// out; padding rows get zeros; rows at or past group_offsets[G] are left alone.
+__global__ void __launch_bounds__(permute_threads) permute_rows_kernel(
+    const int4* __restrict__ x, int4* __restrict__ out, std::int32_t vectors_per_row, std::int32_t top_k,
+    const std::int32_t* __restrict__ perm_to_src, const std::int32_t* __restrict__ rows_used) {
+  const std::int32_t r = static_cast<std::int32_t>(blockIdx.x);
+  if (r >= *rows_used) return;
+  const std::int32_t src = perm_to_src[r];
+  int4* dst = out + static_cast<std::int64_t>(r) * vectors_per_row;
+  if (src < 0) {
+    for (std::int32_t v = threadIdx.x; v < vectors_per_row; v += permute_threads) dst[v] = int4{0, 0, 0, 0};
+    return;
+  }
+  const int4* row = x + static_cast<std::int64_t>(src / top_k) * vectors_per_row;
+  for (std::int32_t v0 = threadIdx.x; v0 < vectors_per_row; v0 += permute_threads * permute_unroll) {
+    int4 buf[permute_unroll];
+#pragma unroll
+    for (int u = 0; u < permute_unroll; ++u) {
+      const std::int32_t v = v0 + u * permute_threads;
+      if (v < vectors_per_row) buf[u] = load_nc(row + v);
+    }
+#pragma unroll
+    for (int u = 0; u < permute_unroll; ++u) {
+      const std::int32_t v = v0 + u * permute_threads;
+      if (v < vectors_per_row) dst[v] = buf[u];
+    }
+  }
+}
+
+__device__ __forceinline__ void accumulate8(float (&acc)[8], int4 v, float w) {
+  const auto* h = reinterpret_cast<const __nv_bfloat162*>(&v);
+#pragma unroll
+  for (int i = 0; i < 4; ++i) {
+    const float2 f = __bfloat1622float2(h[i]);
+    acc[2 * i] = fmaf(w, f.x, acc[2 * i]);
+    acc[2 * i + 1] = fmaf(w, f.y, acc[2 * i + 1]);
+  }
+}
+
+/// One block per token t: out[t] = sum_j w[t][j] * y[src_to_perm[t*k+j]] (+ residual[t]), fp32
+/// accumulation in j order, then the residual, rounded once to bf16. Assignments with
+/// src_to_perm = -1 (ids out of range) contribute nothing.
+__global__ void __launch_bounds__(combine_threads) combine_rows_kernel(
+    const int4* __restrict__ y, const int4* residual, int4* out,
+    std::int32_t vectors_per_row, std::int32_t top_k, const std::int32_t* __restrict__ src_to_perm,
+    const float* __restrict__ weights) {
+  const std::int32_t t = static_cast<std::int32_t>(blockIdx.x);
+  const std::int32_t* idx = src_to_perm + static_cast<std::int64_t>(t) * top_k;
+  const float* wt = weights ? weights + static_cast<std::int64_t>(t) * top_k : nullptr;
+  for (std::int32_t v = threadIdx.x; v < vectors_per_row; v += combine_threads) {
+    float acc[8] = {0.f, 0.f, 0.f, 0.f, 0.f, 0.f, 0.f, 0.f};
+    for (std::int32_t j0 = 0; j0 < top_k; j0 += combine_batch) {
+      int4 buf[combine_batch];
+      float w[combine_batch];
+#pragma unroll
+      for (int u = 0; u < combine_batch; ++u) {
+        const std::int32_t j = j0 + u;
+        const std::int32_t row = j < top_k ? idx[j] : -1;
+        w[u] = row >= 0 ? (wt ? wt[j] : 1.0f) : 0.0f;
+        buf[u] = row >= 0 ? load_nc(y + static_cast<std::int64_t>(row) * vectors_per_row + v) : int4{0, 0, 0, 0};
+      }
+#pragma unroll
+      for (int u = 0; u < combine_batch; ++u)
+        if (j0 + u < top_k && w[u] != 0.0f) accumulate8(acc, buf[u], w[u]);
+    }
+    if (residual) accumulate8(acc, residual[static_cast<std::int64_t>(t) * vectors_per_row + v], 1.0f);  // may alias out
+    int4 o;
+    auto* h = reinterpret_cast<__nv_bfloat162*>(&o);
+#pragma unroll
+    for (int i = 0; i < 4; ++i) h[i] = __floats2bfloat162_rn(acc[2 * i], acc[2 * i + 1]);
+    out[static_cast<std::int64_t>(t) * vectors_per_row + v] = o;
+  }
+}
+
+}  // namespace gem::cuda::detail

@@ -1,0 +1,324 @@
+// gem/cuda/grouped_gemm.cuh — grouped expert GEMM y_g = x_g · w_g^T (bf16 in, fp32 accumulate,
+// bf16 out) over the groups of a routing layout, with variable rows per group, and the fused expert
+// FFN (gate/up, SiLU·mul, down) on top. Paths: a per-group cublasGemmEx loop, one
+// cublasGemmGroupedBatchedEx call, and gem's own memory-bound kernel for few rows per group whose
+// counts stay on the device (graph-capturable). Depends on the CUDA runtime, cuBLAS, cuda_bf16.h and
+// gem/cuda/status.cuh.
+//
+// Host call sequence (setup once, then per step):
+//   cublasHandle_t h; cublasCreate(&h);                                   // setup
+//   grouped_gemm_problem p{.num_groups = G, .n = N, .k = K, .capacity_rows = layout.capacity_rows,
+//                          .x = d_xp, .w = d_w, .y = d_yp, .counts = layout.group_counts,
+//                          .offsets = layout.group_offsets, .rows_hint = max rows you expect per group};
+//   if (!can_implement(p, path)) ...;  cudaMalloc(&ws, grouped_gemm_workspace_size(p, path));
+//   // per step, graph-capturable (counts stay on the device):
+//   grouped_gemm_async(p, gemm_path::device_counts, {}, h, ws, bytes, stream);
+//   // or, with the group sizes on the host (copy_group_sizes_async + stream sync), by regime:
+//   grouped_gemm_async(p, gemm_path::automatic, host_group_sizes{counts, offsets}, h, ws, bytes, stream);
+// expert_ffn_async takes the same steps for x -> silu(x·w1^T) * (x·w3^T) -> ·w2^T.
+#pragma once
+
+#include <cublas_v2.h>
+#include <cuda_bf16.h>
+#include <cuda_runtime.h>
+
+#include <algorithm>
+#include <array>
+#include <cstddef>
+#include <cstdint>
+#include <span>
+
+#include "gem/cuda/detail/gemm_kernels.cuh"
+#include "gem/cuda/status.cuh"
+
+namespace gem::cuda {
+
+using bf16 = __nv_bfloat16;
+
+/// A status from a cuBLAS result (the cuBLAS status in `detail`).
+[[nodiscard]] inline status from_cublas(cublasStatus_t s) noexcept {
+  return s == CUBLAS_STATUS_SUCCESS ? status{} : status{status_code::cublas_failure, cudaSuccess, static_cast<std::int64_t>(s)};
+}
+
+/// How grouped_gemm_async computes.
+enum class gemm_path : std::int32_t {
+  automatic,       ///< by regime from the host group sizes (device_counts when none are given)
+  device_counts,   ///< gem's kernel; counts read on the device; graph-capturable; best for few rows
+  per_group,       ///< one cublasGemmEx per active group (a lone large expert, or a few large ones)
+  grouped,         ///< one cublasGemmGroupedBatchedEx call over the active groups (many mid-size groups)
+};
+
+/// Name of a path, for messages and benchmark labels.
+[[nodiscard]] inline const char* to_string(gemm_path p) noexcept {
+  switch (p) {
+    case gemm_path::automatic: return "automatic";
+    case gemm_path::device_counts: return "device_counts";
+    case gemm_path::per_group: return "per_group";
+    case gemm_path::grouped: return "grouped";
+  }
+  return "unknown";
+}
+
+/// One grouped GEMM: for each group g with rows [offsets[g], offsets[g] + counts[g]) of x,
+/// y rows = x rows · w_g^T. Row-major everything; w is [G][n][k]. An aggregate.
+struct grouped_gemm_problem {
+  std::int32_t num_groups = 0;     ///< G
+  std::int32_t n = 0;              ///< output columns = rows of each w_g
+  std::int32_t k = 0;              ///< inner size = columns of x and of w_g
+  std::int32_t capacity_rows = 0;  ///< rows of x and y (e.g. routing_layout::capacity_rows)
+  const bf16* x = nullptr;         ///< [capacity_rows][k]
+  const bf16* w = nullptr;         ///< [G][n][k]
+  bf16* y = nullptr;               ///< [capacity_rows][n]; rows outside every group are not written
+  const std::int32_t* counts = nullptr;   ///< device [G]
+  const std::int32_t* offsets = nullptr;  ///< device [G+1]
+  std::int32_t rows_hint = 8;      ///< rows per group the device path expects (more still work, slower)
+  std::int32_t max_active_groups = 0;  ///< device path: at most this many groups have rows (0: G); e.g. T*k
+};
+
+/// Group sizes on the host (what copy_group_sizes_async brings back): counts [G], offsets [G+1].
+struct host_group_sizes {
+  std::span<const std::int32_t> counts{};
+  std::span<const std::int32_t> offsets{};
+  [[nodiscard]] bool empty() const noexcept { return counts.empty(); }
+};
+
+// Regime boundaries for gemm_path::automatic (H200, sm_90). First-principles values: the device
+// kernel streams weights at memory speed while each weight element feeds <= 16 rows (below the
+// ~206 FLOP/byte ridge by far); a per-group cuBLAS call pays off once each active group alone fills
+// the 132 SMs with 128x256 tiles. To be confirmed with bench/cuda/grouped_gemm_bench.cu (RESULTS.md).
+constexpr std::int32_t device_path_max_rows = 16;
+constexpr std::int64_t per_group_min_tiles = 132;
+/// cuBLAS grouped call: host arrays live on the stack, so the active groups are capped.
+constexpr std::int32_t max_cublas_groups = 1024;
+
+namespace detail {
+inline status bad_argument() noexcept { return {status_code::invalid_argument, cudaSuccess, 0}; }
+inline std::size_t align256(std::size_t v) noexcept { return (v + 255) / 256 * 256; }
+}  // namespace detail
+
+/// The path automatic picks for `sizes` (device_counts when empty).
+[[nodiscard]] inline gemm_path choose_gemm_path(const grouped_gemm_problem& p, const host_group_sizes& sizes) noexcept {
+  if (sizes.empty()) return gemm_path::device_counts;
+  std::int32_t max_rows = 0, active = 0;
+  std::int64_t min_tiles = INT64_MAX;
+  for (const auto c : sizes.counts) {
+    if (c <= 0) continue;
+    ++active;
+    max_rows = std::max(max_rows, c);
+    min_tiles = std::min<std::int64_t>(min_tiles, static_cast<std::int64_t>((c + 127) / 128) * ((p.n + 255) / 256));
+  }
+  if (active == 0 || max_rows <= device_path_max_rows) return gemm_path::device_counts;
+  if (min_tiles >= per_group_min_tiles || active > max_cublas_groups) return gemm_path::per_group;
+  return gemm_path::grouped;
+}
+
+/// Whether `path` can run `p`: sizes positive; the device path needs n % 16 == 0 and k % 32 == 0
+/// (16-byte rows); pointers present and 16-byte aligned.
+[[nodiscard]] inline status can_implement(const grouped_gemm_problem& p, gemm_path path) noexcept {
+  const auto aligned = [](const void* q) { return q && reinterpret_cast<std::uintptr_t>(q) % 16 == 0; };
+  if (p.num_groups <= 0 || p.n <= 0 || p.k <= 0 || p.capacity_rows < 0 || p.rows_hint < 0 ||
+      p.max_active_groups < 0 || !aligned(p.x) || !aligned(p.w) || !aligned(p.y) || !p.counts || !p.offsets)
+    return detail::bad_argument();
+  if (p.num_groups > 65535) return {status_code::unsupported, cudaSuccess, 0};
+  if ((path == gemm_path::device_counts || path == gemm_path::automatic) && (p.n % 16 != 0 || p.k % 32 != 0))
+    return {status_code::unsupported, cudaSuccess, 0};
+  return {};
+}
+
+/// Device workspace bytes grouped_gemm_async needs for `path` (automatic: the most any path needs).
+[[nodiscard]] inline std::size_t grouped_gemm_workspace_size(const grouped_gemm_problem& p, gemm_path path) noexcept {
+  if (path == gemm_path::device_counts || path == gemm_path::per_group) return 0;
+  return 3 * detail::align256(static_cast<std::size_t>(std::max(p.num_groups, 0)) * sizeof(void*));
+}
+
+namespace detail {
+
+inline status launch_gemv(const grouped_gemm_problem& p, bool gated, std::int32_t up_offset, std::int64_t w_stride,
+                          cudaStream_t stream) noexcept {
+  gemv_params q{p.x, p.w, p.y, p.counts, p.offsets, p.num_groups, p.n, p.k, w_stride, up_offset};
+  const std::int32_t active = p.max_active_groups > 0 ? std::min(p.max_active_groups, p.num_groups) : p.num_groups;
+  const dim3 grid(static_cast<unsigned>(p.n / gemv_cols), static_cast<unsigned>(active));
+  const bool wide = p.rows_hint > 8;
+  if (gated) {
+    if (wide) grouped_gemv_kernel<2, true><<<grid, gemv_threads, 0, stream>>>(q);
+    else grouped_gemv_kernel<1, true><<<grid, gemv_threads, 0, stream>>>(q);
+  } else {
+    if (wide) grouped_gemv_kernel<2, false><<<grid, gemv_threads, 0, stream>>>(q);
+    else grouped_gemv_kernel<1, false><<<grid, gemv_threads, 0, stream>>>(q);
+  }
+  return from_cuda(cudaGetLastError());
+}
+
+inline status run_per_group(const grouped_gemm_problem& p, const host_group_sizes& s, cublasHandle_t h,
+                            cudaStream_t stream) noexcept {
+  if (auto st = from_cublas(cublasSetStream(h, stream)); !st) return st;
+  const float alpha = 1.0f, beta = 0.0f;
+  const auto w_stride = static_cast<std::int64_t>(p.n) * p.k;
+  for (std::int32_t g = 0; g < p.num_groups; ++g) {
+    const auto m = s.counts[static_cast<std::size_t>(g)];
+    if (m <= 0) continue;
+    const auto off = static_cast<std::int64_t>(s.offsets[static_cast<std::size_t>(g)]);
+    const auto st = cublasGemmEx(h, CUBLAS_OP_T, CUBLAS_OP_N, p.n, m, p.k, &alpha, p.w + g * w_stride, CUDA_R_16BF,
+                                 p.k, p.x + off * p.k, CUDA_R_16BF, p.k, &beta, p.y + off * p.n, CUDA_R_16BF, p.n,
+                                 CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT);
+    if (st != CUBLAS_STATUS_SUCCESS) return from_cublas(st);
+  }
+  return {};
+}
+
+inline status run_grouped(const grouped_gemm_problem& p, const host_group_sizes& s, cublasHandle_t h, void* ws,
+                          cudaStream_t stream) noexcept {
+  std::array<int, max_cublas_groups> m{};
+  std::int32_t active = 0;
+  for (std::int32_t g = 0; g < p.num_groups; ++g) {
+    const auto c = s.counts[static_cast<std::size_t>(g)];
+    if (c <= 0) continue;
+    if (active == max_cublas_groups) return {status_code::unsupported, cudaSuccess, 0};
+    m[static_cast<std::size_t>(active++)] = c;
+  }
+  if (active == 0) return {};
+  auto* base = static_cast<char*>(ws);
+  const auto arr = align256(static_cast<std::size_t>(p.num_groups) * sizeof(void*));
+  auto** a = reinterpret_cast<const void**>(base);
+  auto** b = reinterpret_cast<const void**>(base + arr);
+  auto** c = reinterpret_cast<void**>(base + 2 * arr);
+  group_pointers_kernel<<<1, 1024, 0, stream>>>(p.w, p.x, p.y, p.counts, p.offsets, p.num_groups,
+                                                static_cast<std::int64_t>(p.n) * p.k, p.k, p.n, a, b, c);
+  if (auto st = from_cuda(cudaGetLastError()); !st) return st;
+  if (auto st = from_cublas(cublasSetStream(h, stream)); !st) return st;
+  std::array<cublasOperation_t, max_cublas_groups> ta, tb;
+  std::array<int, max_cublas_groups> n, k, ld_a, ld_c, one;
+  std::array<float, max_cublas_groups> alpha, beta;
+  for (std::int32_t i = 0; i < active; ++i) {
+    const auto u = static_cast<std::size_t>(i);
+    ta[u] = CUBLAS_OP_T;
+    tb[u] = CUBLAS_OP_N;
+    n[u] = p.n;
+    k[u] = p.k;
+    ld_a[u] = p.k;
+    ld_c[u] = p.n;
+    one[u] = 1;
+    alpha[u] = 1.0f;
+    beta[u] = 0.0f;
+  }
+  // Column-major view: C^T [n x m] = W [n x k] (W^T stored) · X^T [k x m].
+  return from_cublas(cublasGemmGroupedBatchedEx(h, ta.data(), tb.data(), n.data(), m.data(), k.data(), alpha.data(),
+                                                a, CUDA_R_16BF, ld_a.data(), b, CUDA_R_16BF, ld_a.data(),
+                                                beta.data(), c, CUDA_R_16BF, ld_c.data(), active, one.data(),
+                                                CUBLAS_COMPUTE_32F));
+}
+
+}  // namespace detail
+
+/// Enqueues y_g = x_g · w_g^T for every group on `stream` and returns before it finishes.
+/// `sizes` (host copies of counts and offsets) are required by per_group and grouped, optional for
+/// automatic (empty: device_counts) and ignored by device_counts. Only device_counts is
+/// graph-capturable. `handle` is used by the cuBLAS paths (its stream is set to `stream`).
+[[nodiscard]] inline status grouped_gemm_async(const grouped_gemm_problem& p, gemm_path path,
+                                               const host_group_sizes& sizes, cublasHandle_t handle, void* workspace,
+                                               std::size_t workspace_bytes, cudaStream_t stream) noexcept {
+  if (path == gemm_path::automatic) path = choose_gemm_path(p, sizes);
+  if (auto s = can_implement(p, path); !s) return s;
+  if (workspace_bytes < grouped_gemm_workspace_size(p, path)) return {status_code::workspace_too_small, cudaSuccess, 0};
+  if (path != gemm_path::device_counts &&
+      (sizes.counts.size() != static_cast<std::size_t>(p.num_groups) ||
+       sizes.offsets.size() != static_cast<std::size_t>(p.num_groups) + 1 || !handle))
+    return detail::bad_argument();
+  switch (path) {
+    case gemm_path::device_counts:
+      return detail::launch_gemv(p, false, 0, static_cast<std::int64_t>(p.n) * p.k, stream);
+    case gemm_path::per_group: return detail::run_per_group(p, sizes, handle, stream);
+    case gemm_path::grouped: return detail::run_grouped(p, sizes, handle, workspace, stream);
+    case gemm_path::automatic: break;
+  }
+  return detail::bad_argument();
+}
+
+// ---- fused expert FFN ---------------------------------------------------------------------------
+
+/// One expert FFN over the groups: y = (silu(x·w1^T) * (x·w3^T)) · w2^T per group, with w13 = [w1; w3]
+/// stacked per group ([G][2*inter][hidden]: gate rows first) and w2 = [G][hidden][inter]. An aggregate.
+struct expert_ffn_problem {
+  std::int32_t num_groups = 0;
+  std::int32_t hidden = 0;         ///< H
+  std::int32_t inter = 0;          ///< I, the intermediate size of one expert
+  std::int32_t capacity_rows = 0;
+  const bf16* x = nullptr;         ///< [capacity_rows][H] permuted tokens
+  const bf16* w13 = nullptr;       ///< [G][2I][H]
+  const bf16* w2 = nullptr;        ///< [G][H][I]
+  bf16* y = nullptr;               ///< [capacity_rows][H]
+  const std::int32_t* counts = nullptr;   ///< device [G]
+  const std::int32_t* offsets = nullptr;  ///< device [G+1]
+  std::int32_t rows_hint = 8;
+  std::int32_t max_active_groups = 0;
+};
+
+namespace detail {
+inline grouped_gemm_problem gate_up_part(const expert_ffn_problem& f, bf16* h) noexcept {
+  return {f.num_groups, 2 * f.inter, f.hidden, f.capacity_rows, f.x, f.w13, h, f.counts, f.offsets, f.rows_hint,
+          f.max_active_groups};
+}
+inline grouped_gemm_problem down_part(const expert_ffn_problem& f, const bf16* act) noexcept {
+  return {f.num_groups, f.hidden, f.inter, f.capacity_rows, act, f.w2, f.y, f.counts, f.offsets, f.rows_hint,
+          f.max_active_groups};
+}
+inline std::size_t act_bytes(const expert_ffn_problem& f) noexcept {
+  return align256(static_cast<std::size_t>(f.capacity_rows) * static_cast<std::size_t>(f.inter) * sizeof(bf16));
+}
+}  // namespace detail
+
+/// Whether expert_ffn_async can run `f` on `path`: both GEMMs implementable (the device path needs
+/// hidden and inter multiples of 32), inter % 8 == 0 for SiLU·mul.
+[[nodiscard]] inline status can_implement(const expert_ffn_problem& f, gemm_path path) noexcept {
+  if (f.inter <= 0 || f.inter % 8 != 0 || f.hidden <= 0) return detail::bad_argument();
+  if ((path == gemm_path::device_counts || path == gemm_path::automatic) && f.inter % 32 != 0)
+    return {status_code::unsupported, cudaSuccess, 0};
+  // f.y stands in for the workspace buffers (same alignment rule).
+  if (auto s = can_implement(detail::gate_up_part(f, f.y), path); !s) return s;
+  return can_implement(detail::down_part(f, f.y), path);
+}
+
+/// Device workspace bytes expert_ffn_async needs on `path`: the activations [rows][I] and, on the
+/// cuBLAS paths, the gate/up output [rows][2I] and cuBLAS pointer arrays.
+[[nodiscard]] inline std::size_t expert_ffn_workspace_size(const expert_ffn_problem& f, gemm_path path) noexcept {
+  const auto act = detail::act_bytes(f);
+  if (path == gemm_path::device_counts) return act;
+  const auto h = detail::align256(static_cast<std::size_t>(f.capacity_rows) * 2 * static_cast<std::size_t>(f.inter) *
+                                  sizeof(bf16));
+  return act + h + grouped_gemm_workspace_size(detail::gate_up_part(f, nullptr), gemm_path::grouped);
+}
+
+/// Enqueues the expert FFN on `stream` and returns before it finishes. On device_counts (and
+/// automatic without host sizes) it is two launches of gem's kernel, SiLU·mul fused into the first,
+/// graph-capturable; on the cuBLAS paths, gate/up GEMM, SiLU·mul kernel, down GEMM. Rows outside
+/// every group of y are not written.
+[[nodiscard]] inline status expert_ffn_async(const expert_ffn_problem& f, gemm_path path, const host_group_sizes& sizes,
+                                             cublasHandle_t handle, void* workspace, std::size_t workspace_bytes,
+                                             cudaStream_t stream) noexcept {
+  if (auto s = can_implement(f, path); !s) return s;
+  auto* act = static_cast<bf16*>(workspace);
+  if (path == gemm_path::automatic) path = choose_gemm_path(detail::gate_up_part(f, act), sizes);
+  if (!workspace || workspace_bytes < expert_ffn_workspace_size(f, path))
+    return {status_code::workspace_too_small, cudaSuccess, 0};
+  if (path == gemm_path::device_counts) {
+    auto gu = detail::gate_up_part(f, act);
+    gu.n = f.inter;  // the kernel writes silu(gate) * up: I columns per row
+    if (auto s = detail::launch_gemv(gu, true, f.inter, static_cast<std::int64_t>(2) * f.inter * f.hidden, stream); !s)
+      return s;
+    return grouped_gemm_async(detail::down_part(f, act), path, sizes, handle, nullptr, 0, stream);
+  }
+  auto* base = static_cast<char*>(workspace) + detail::act_bytes(f);
+  auto* h = reinterpret_cast<bf16*>(base);
+  const auto h_bytes = detail::align256(static_cast<std::size_t>(f.capacity_rows) * 2 * static_cast<std::size_t>(f.inter) *
+                                        sizeof(bf16));
+  void* ptrs = base + h_bytes;
+  const auto ptr_bytes = workspace_bytes - detail::act_bytes(f) - h_bytes;
+  if (auto s = grouped_gemm_async(detail::gate_up_part(f, h), path, sizes, handle, ptrs, ptr_bytes, stream); !s) return s;
+  if (f.capacity_rows > 0) {
+    detail::silu_mul_kernel<<<f.capacity_rows, 128, 0, stream>>>(h, act, f.inter, f.offsets + f.num_groups);
+    if (auto s = from_cuda(cudaGetLastError()); !s) return s;
+  }
+  return grouped_gemm_async(detail::down_part(f, act), path, sizes, handle, ptrs, ptr_bytes, stream);
+}
+
+}  // namespace gem::cuda

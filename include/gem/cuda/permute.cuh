@@ -1,0 +1,80 @@
+// gem/cuda/permute.cuh — permute (gather token rows into the routing layout's expert-major order,
+// 16-byte accesses) and combine (weighted sum of expert outputs back to token order, fp32
+// accumulation, optional residual add). Depends on the CUDA runtime, cuda_bf16.h and
+// gem/cuda/routing.cuh (the layout whose index maps both use).
+//
+// Host call sequence, per step, after routing_layout_async on the same stream:
+//   permute_async(layout, k, d_x, H * sizeof(bf16), d_xp, stream);       // d_xp: [capacity_rows][H]
+//   ... experts: d_yp[r] = expert(d_xp[r]) for the rows of each group ...
+//   combine_async(layout, T, k, d_topk_weights, d_yp, H, d_residual_or_null, d_out, stream);
+// Permute then combine with one-hot (or power-of-two 1/k) weights and an identity expert gives x
+// back bit for bit.
+#pragma once
+
+#include <cuda_bf16.h>
+#include <cuda_runtime.h>
+
+#include <cstddef>
+#include <cstdint>
+
+#include "gem/cuda/detail/permute_kernels.cuh"
+#include "gem/cuda/routing.cuh"
+#include "gem/cuda/status.cuh"
+
+namespace gem::cuda {
+
+using bf16 = __nv_bfloat16;
+
+/// Whether permute_async can run: row_bytes a positive multiple of 16, both pointers 16-byte aligned.
+[[nodiscard]] inline status can_implement_permute(const routing_layout& layout, std::size_t row_bytes,
+                                                  const void* x, const void* out) noexcept {
+  if (!layout.perm_to_src || !x || !out || row_bytes == 0 || row_bytes % 16 != 0 ||
+      row_bytes / 16 > static_cast<std::size_t>(INT32_MAX) || reinterpret_cast<std::uintptr_t>(x) % 16 != 0 ||
+      reinterpret_cast<std::uintptr_t>(out) % 16 != 0)
+    return {status_code::invalid_argument, cudaSuccess, 0};
+  return {};
+}
+
+/// Enqueues the gather on `stream` and returns before it finishes: row r of `out`
+/// ([layout.capacity_rows][row_bytes]) becomes row perm_to_src[r] / top_k of `x` ([T][row_bytes]);
+/// padding rows become zeros; rows at or past group_offsets[G] are not touched. Any element type:
+/// rows are copied as bytes. Needs no workspace.
+[[nodiscard]] inline status permute_async(const routing_layout& layout, std::int32_t top_k, const void* x,
+                                          std::size_t row_bytes, void* out, cudaStream_t stream) noexcept {
+  if (auto s = can_implement_permute(layout, row_bytes, x, out); !s) return s;
+  if (top_k <= 0) return {status_code::invalid_argument, cudaSuccess, 0};
+  if (layout.capacity_rows == 0) return {};
+  detail::permute_rows_kernel<<<layout.capacity_rows, detail::permute_threads, 0, stream>>>(
+      static_cast<const int4*>(x), static_cast<int4*>(out), static_cast<std::int32_t>(row_bytes / 16), top_k,
+      layout.perm_to_src, layout.group_offsets + layout.num_groups);
+  return from_cuda(cudaGetLastError());
+}
+
+/// Whether combine_async can run: hidden a positive multiple of 8, pointers 16-byte aligned.
+[[nodiscard]] inline status can_implement_combine(const routing_layout& layout, std::int32_t num_tokens,
+                                                  std::int32_t top_k, std::int32_t hidden, const bf16* y,
+                                                  const bf16* residual, const bf16* out) noexcept {
+  const auto aligned = [](const void* p) { return reinterpret_cast<std::uintptr_t>(p) % 16 == 0; };
+  if (!layout.src_to_perm || !y || !out || num_tokens <= 0 || top_k <= 0 || hidden <= 0 || hidden % 8 != 0 ||
+      static_cast<std::int64_t>(num_tokens) * top_k != layout.num_assignments || !aligned(y) || !aligned(out) ||
+      (residual && !aligned(residual)))
+    return {status_code::invalid_argument, cudaSuccess, 0};
+  return {};
+}
+
+/// Enqueues the combine on `stream` and returns before it finishes:
+/// out[t] = bf16( sum_j weights[t][j] * y[src_to_perm[t*k + j]] + residual[t] ), accumulated in
+/// fp32 in j order. `weights` ([T][k] float, source order; null means 1) and `residual` ([T][H];
+/// null means none) are optional; `y` is [capacity_rows][H]; out is [T][H] and may alias residual.
+/// Zero weights and ids out of range contribute nothing. Needs no workspace.
+[[nodiscard]] inline status combine_async(const routing_layout& layout, std::int32_t num_tokens, std::int32_t top_k,
+                                          const float* weights, const bf16* y, std::int32_t hidden,
+                                          const bf16* residual, bf16* out, cudaStream_t stream) noexcept {
+  if (auto s = can_implement_combine(layout, num_tokens, top_k, hidden, y, residual, out); !s) return s;
+  detail::combine_rows_kernel<<<num_tokens, detail::combine_threads, 0, stream>>>(
+      reinterpret_cast<const int4*>(y), reinterpret_cast<const int4*>(residual), reinterpret_cast<int4*>(out),
+      hidden / 8, top_k, layout.src_to_perm, weights);
+  return from_cuda(cudaGetLastError());
+}
+
+}  // namespace gem::cuda
