@@ -129,8 +129,7 @@ TEST_CASE("sampled factors reproduce the measured spread of every workload over 
     CAPTURE(w.name);
     const auto fleet = var::read_workload(root, w.name);
     const auto& want = summary.at(std::string(w.file));
-    for (std::uint64_t seed : {1u, 2u, 3u, 2026u}) {
-      CAPTURE(seed);
+    for (std::uint64_t seed : {2026u, 1u, 2u, 3u}) {
       auto f = var::sampled(10000, fleet, seed);
       std::sort(f.begin(), f.end());
       const double p95_p5 = quantile(f, 0.95) / quantile(f, 0.05);
@@ -138,6 +137,7 @@ TEST_CASE("sampled factors reproduce the measured spread of every workload over 
       if (seed == 2026)
         MESSAGE(w.name << ": p95/p5 " << p95_p5 << " (measured " << want.p95_over_p5 << "), max/min " << max_min
                        << " (measured " << want.max_over_min << ")");
+      INFO("seed " << seed << ": p95/p5 " << p95_p5 << ", max/min " << max_min);
       CHECK(std::abs(p95_p5 - want.p95_over_p5) <= 0.01);  // within 1 percentage point
       CHECK(std::abs(max_min - want.max_over_min) <= 0.01);
       for (double x : f) CHECK(std::binary_search(fleet.factors.begin(), fleet.factors.end(), x));
