@@ -187,7 +187,7 @@ TEST_CASE("all tokens on one expert leave the others empty and keep source order
   check_layout(gc::routing_config{.num_tokens = T, .top_k = k, .num_experts = E, .tile_rows = 64}, ids, {});
 }
 
-TEST_CASE("ids outside [0, E) are counted in the status and never placed") {
+TEST_CASE("ids outside 0..E-1 are counted in the status and never placed") {
   GEM_REQUIRE_GPU();
   std::mt19937_64 rng(11);
   for (int trial = 0; trial < 3; ++trial) {

@@ -119,6 +119,7 @@ __global__ void __launch_bounds__(1024) routing_layout_kernel(routing_params p, 
         invalid += g == -1;
         const std::uint32_t peers = __match_any_sync(0xffffffffu, g);
         if (g >= 0 && (peers & lt_mask) == 0) hist[warp * G + g] += __popc(peers);
+        __syncwarp();  // the next leader of g may be another lane
       }
     }
     if (invalid) atomicAdd(&scratch[32], invalid);
