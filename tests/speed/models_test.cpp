@@ -46,9 +46,9 @@ TEST_CASE("uniform charges each active expert a fixed cost plus a cost per row, 
 }
 
 TEST_CASE("uniform rejects negative or non-finite costs naming the field") {
-  CHECK_THROWS_WITH_AS((gem::uniform{.seconds_per_row = -1}.validate()), doctest::Contains("seconds_per_row"),
+  CHECK_THROWS_WITH_AS((void)(gem::uniform{.seconds_per_row = -1}.validate()), doctest::Contains("seconds_per_row"),
                        gem::config_error);
-  CHECK_THROWS_WITH_AS((gem::uniform{.seconds_per_active_expert = NAN}.validate()),
+  CHECK_THROWS_WITH_AS((void)(gem::uniform{.seconds_per_active_expert = NAN}.validate()),
                        doctest::Contains("seconds_per_active_expert"), gem::config_error);
 }
 
@@ -88,15 +88,15 @@ TEST_CASE("scaled over scaled composes to the product of the factors") {
 
 TEST_CASE("scaled rejects bad factors and factor counts that do not match the base") {
   const gem::uniform u{};
-  CHECK_THROWS_WITH_AS(gem::scale(u, {}), doctest::Contains("empty"), gem::config_error);
-  CHECK_THROWS_WITH_AS(gem::scale(u, {1.0, 0.0}), doctest::Contains("factors[1]"), gem::config_error);
-  CHECK_THROWS_WITH_AS(gem::scale(u, {1.0, -2.0}), doctest::Contains("factors[1]"), gem::config_error);
-  CHECK_THROWS_WITH_AS(gem::scale(u, {INFINITY}), doctest::Contains("factors[0]"), gem::config_error);
+  CHECK_THROWS_WITH_AS((void)gem::scale(u, {}), doctest::Contains("empty"), gem::config_error);
+  CHECK_THROWS_WITH_AS((void)gem::scale(u, {1.0, 0.0}), doctest::Contains("factors[1]"), gem::config_error);
+  CHECK_THROWS_WITH_AS((void)gem::scale(u, {1.0, -2.0}), doctest::Contains("factors[1]"), gem::config_error);
+  CHECK_THROWS_WITH_AS((void)gem::scale(u, {INFINITY}), doctest::Contains("factors[0]"), gem::config_error);
   const auto r = gem::h200_roofline(gem::shapes::olmoe, 4);
-  CHECK_THROWS_WITH_AS(gem::scale(r, {1.0, 1.0}), doctest::Contains("base model of 4 GPUs"), gem::config_error);
-  CHECK_THROWS_WITH_AS(gem::scale(gem::scale(u, {1.0, 1.0}), {1.0}), doctest::Contains("scaled model of 2 GPUs"),
+  CHECK_THROWS_WITH_AS((void)gem::scale(r, {1.0, 1.0}), doctest::Contains("base model of 4 GPUs"), gem::config_error);
+  CHECK_THROWS_WITH_AS((void)gem::scale(gem::scale(u, {1.0, 1.0}), {1.0}), doctest::Contains("scaled model of 2 GPUs"),
                        gem::config_error);
-  CHECK_THROWS_AS(gem::require_gpus(gem::scale(u, {1.0, 1.0}), 3), gem::config_error);
+  CHECK_THROWS_AS((void)gem::require_gpus(gem::scale(u, {1.0, 1.0}), 3), gem::config_error);
   CHECK_NOTHROW(gem::require_gpus(gem::scale(u, {1.0, 1.0}), 2));
   CHECK_NOTHROW(gem::require_gpus(u, 1000));
 }
@@ -157,15 +157,29 @@ TEST_CASE("roofline time never decreases when rows or active experts grow, and i
   }
 }
 
+TEST_CASE("uniform and roofline give the same time from a GPU's row and active-expert totals") {
+  const gem::uniform u{.seconds_per_row = 2e-6, .seconds_per_active_expert = 3e-5};
+  const gem::roofline r(gem::shapes::deepseek_v3, {gem::h200_peak, {.flops_per_second = 4e14, .bytes_per_second = 2e12}});
+  std::mt19937_64 rng(17);
+  for (int trial = 0; trial < 300; ++trial) {
+    const auto rows = random_rows(rng, 1 + rng() % 32);
+    double total = 0, active = 0;
+    for (double x : rows) total += x, active += x > 0;
+    const gpu_id g{static_cast<std::int32_t>(rng() % 2)};
+    CHECK(u.seconds_from_totals(g, total, active) == u.seconds(g, of(rows)));
+    CHECK(r.seconds_from_totals(g, total, active) == r.seconds(g, of(rows)));
+  }
+}
+
 TEST_CASE("roofline rejects invalid shapes and peaks naming the field") {
-  CHECK_THROWS_WITH_AS(gem::roofline(gem::layer_shape{.hidden = 0, .intermediate = 8}, {gem::h200_peak}),
+  CHECK_THROWS_WITH_AS((void)gem::roofline(gem::layer_shape{.hidden = 0, .intermediate = 8}, {gem::h200_peak}),
                        doctest::Contains("layer_shape.hidden"), gem::config_error);
-  CHECK_THROWS_WITH_AS(gem::roofline(gem::shapes::olmoe, {}), doctest::Contains("gpus is empty"), gem::config_error);
-  CHECK_THROWS_WITH_AS(gem::roofline(gem::shapes::olmoe, {gem::h200_peak, {.flops_per_second = 1e12, .bytes_per_second = 0}}),
+  CHECK_THROWS_WITH_AS((void)gem::roofline(gem::shapes::olmoe, {}), doctest::Contains("gpus is empty"), gem::config_error);
+  CHECK_THROWS_WITH_AS((void)gem::roofline(gem::shapes::olmoe, {gem::h200_peak, {.flops_per_second = 1e12, .bytes_per_second = 0}}),
                        doctest::Contains("gpus[1].bytes_per_second"), gem::config_error);
-  CHECK_THROWS_WITH_AS(gem::roofline(gem::shapes::olmoe, {{.flops_per_second = NAN, .bytes_per_second = 1e12}}),
+  CHECK_THROWS_WITH_AS((void)gem::roofline(gem::shapes::olmoe, {{.flops_per_second = NAN, .bytes_per_second = 1e12}}),
                        doctest::Contains("gpus[0].flops_per_second"), gem::config_error);
-  CHECK_THROWS_WITH_AS(gem::h200_roofline(gem::shapes::olmoe, 0), doctest::Contains("num_gpus"), gem::config_error);
+  CHECK_THROWS_WITH_AS((void)gem::h200_roofline(gem::shapes::olmoe, 0), doctest::Contains("num_gpus"), gem::config_error);
 }
 
 TEST_CASE("the H200 default uses the measured ceilings on every GPU") {

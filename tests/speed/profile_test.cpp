@@ -164,9 +164,10 @@ TEST_CASE("fields of the wrong type are rejected naming the field and the type")
        "field 'gpus[0].points[1].rows': expected a number, got a null"},
       {[](json& j) { j["gpus"][0]["sm_count"] = 99999999999LL; }, "field 'gpus[0].sm_count': integer 99999999999 is out of range"},
   };
-  for (const auto& [mutate, want] : cases) {
+  for (const auto& c : cases) {
+    const std::string& want = c.second;
     auto j = sample_json();
-    mutate(j);
+    c.first(j);
     CAPTURE(want);
     CHECK(error_of(j).find(want) != std::string::npos);
   }
@@ -196,9 +197,10 @@ TEST_CASE("non-finite, negative and non-monotone points are rejected naming the 
       {[](json& j) { j["format"] = "eplb"; }, "field 'format': expected \"gem.speed_profile\""},
       {[](json& j) { j["version"] = 2; }, "field 'version': version 2 is not supported"},
   };
-  for (const auto& [mutate, want] : cases) {
+  for (const auto& c : cases) {
+    const std::string& want = c.second;
     auto j = sample_json();
-    mutate(j);
+    c.first(j);
     CAPTURE(want);
     CHECK(error_of(j).find(want) != std::string::npos);
   }
@@ -249,23 +251,23 @@ TEST_CASE("malformed JSON is rejected with the file and the line") {
 TEST_CASE("a profile measured for another layer shape is rejected naming the field") {
   const auto p = sample_profile();
   CHECK_NOTHROW(gem::check_profile_shape(p, gem::shapes::mixtral_8x7b));
-  CHECK_THROWS_WITH_AS(gem::check_profile_shape(p, gem::shapes::deepseek_v2_lite, "mix.json"),
+  CHECK_THROWS_WITH_AS((void)gem::check_profile_shape(p, gem::shapes::deepseek_v2_lite, "mix.json"),
                        doctest::Contains("mix.json: field 'layer.hidden': the profile was measured for 4096 but the layer has 2048"),
                        gem::parse_error);
   auto other = gem::shapes::mixtral_8x7b;
   other.intermediate = 14335;
-  CHECK_THROWS_WITH_AS(gem::check_profile_shape(p, other), doctest::Contains("field 'layer.intermediate'"), gem::parse_error);
+  CHECK_THROWS_WITH_AS((void)gem::check_profile_shape(p, other), doctest::Contains("field 'layer.intermediate'"), gem::parse_error);
   other = gem::shapes::mixtral_8x7b;
   other.dtype_bytes = 1;
-  CHECK_THROWS_WITH_AS(gem::check_profile_shape(p, other), doctest::Contains("field 'dtype'"), gem::parse_error);
+  CHECK_THROWS_WITH_AS((void)gem::check_profile_shape(p, other), doctest::Contains("field 'dtype'"), gem::parse_error);
   other = gem::shapes::mixtral_8x7b;
   other.num_experts = 16;
-  CHECK_THROWS_WITH_AS(gem::check_profile_shape(p, other), doctest::Contains("field 'layer.num_experts'"), gem::parse_error);
+  CHECK_THROWS_WITH_AS((void)gem::check_profile_shape(p, other), doctest::Contains("field 'layer.num_experts'"), gem::parse_error);
   other.num_experts = 0;  // not given: not compared
   CHECK_NOTHROW(gem::check_profile_shape(p, other));
   other = gem::shapes::mixtral_8x7b;
   other.top_k = 4;
-  CHECK_THROWS_WITH_AS(gem::check_profile_shape(p, other), doctest::Contains("field 'layer.top_k'"), gem::parse_error);
+  CHECK_THROWS_WITH_AS((void)gem::check_profile_shape(p, other), doctest::Contains("field 'layer.top_k'"), gem::parse_error);
   const auto path = std::filesystem::temp_directory_path() / "gem_speed_profile_shape.json";
   gem::write_profile(p, path);
   const std::string want = path.string() + ": field 'layer.hidden'";

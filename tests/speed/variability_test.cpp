@@ -79,9 +79,9 @@ TEST_CASE("homogeneous, high and degraded setups hold the documented time multip
   CHECK(var::high(4, gpu_id{3}) == std::vector<double>{1, 1, 1, 1.277});
   CHECK(var::degraded(3, gpu_id{1}) == std::vector<double>{1, 2.2, 1});
   CHECK(var::high(1) == std::vector<double>{1.277});
-  CHECK_THROWS_WITH_AS(var::high(4, gpu_id{4}), doctest::Contains("slow GPU 4"), gem::config_error);
-  CHECK_THROWS_WITH_AS(var::degraded(2, gpu_id{-1}), doctest::Contains("slow GPU -1"), gem::config_error);
-  CHECK_THROWS_WITH_AS(var::homogeneous(0), doctest::Contains("num_gpus"), gem::config_error);
+  CHECK_THROWS_WITH_AS((void)var::high(4, gpu_id{4}), doctest::Contains("slow GPU 4"), gem::config_error);
+  CHECK_THROWS_WITH_AS((void)var::degraded(2, gpu_id{-1}), doctest::Contains("slow GPU -1"), gem::config_error);
+  CHECK_THROWS_WITH_AS((void)var::homogeneous(0), doctest::Contains("num_gpus"), gem::config_error);
 }
 
 TEST_CASE("the low setup spreads factors evenly over 1 +- 3%, deterministically and not in GPU order") {
@@ -184,7 +184,7 @@ TEST_CASE("sampled factors depend only on the seed and the mode") {
     repeated = std::adjacent_find(few.begin(), few.end()) != few.end();
   }
   CHECK(repeated);
-  CHECK_THROWS_WITH_AS(var::sampled(4, var::measured_fleet{}, 1), doctest::Contains("empty"), gem::config_error);
+  CHECK_THROWS_WITH_AS((void)var::sampled(4, var::measured_fleet{}, 1), doctest::Contains("empty"), gem::config_error);
 }
 
 TEST_CASE("the measured-fleet reader takes per-GPU medians over runs and rejects malformed rows") {
@@ -196,16 +196,16 @@ TEST_CASE("the measured-fleet reader takes per-GPU medians over runs and rejects
   CHECK(fleet.source == good.string());
 
   const auto no_col = temp_file("nocol.csv", "id,gpu,perf\n0,a,1\n");
-  CHECK_THROWS_WITH_AS(var::read_measured_fleet(no_col), doctest::Contains("field 'uuid'"), gem::parse_error);
+  CHECK_THROWS_WITH_AS((void)var::read_measured_fleet(no_col), doctest::Contains("field 'uuid'"), gem::parse_error);
   const auto bad = temp_file("bad.csv", "uuid,perf\na,1\nb,fast\n");
-  CHECK_THROWS_WITH_AS(var::read_measured_fleet(bad), doctest::Contains("bad.csv:3: field 'perf'"), gem::parse_error);
+  CHECK_THROWS_WITH_AS((void)var::read_measured_fleet(bad), doctest::Contains("bad.csv:3: field 'perf'"), gem::parse_error);
   const auto neg = temp_file("neg.csv", "uuid,perf\na,-1\n");
-  CHECK_THROWS_WITH_AS(var::read_measured_fleet(neg), doctest::Contains(":2: field 'perf'"), gem::parse_error);
+  CHECK_THROWS_WITH_AS((void)var::read_measured_fleet(neg), doctest::Contains(":2: field 'perf'"), gem::parse_error);
   const auto ragged = temp_file("ragged.csv", "uuid,perf\na,1,2\n");
-  CHECK_THROWS_WITH_AS(var::read_measured_fleet(ragged), doctest::Contains("expected 2 cells"), gem::parse_error);
+  CHECK_THROWS_WITH_AS((void)var::read_measured_fleet(ragged), doctest::Contains("expected 2 cells"), gem::parse_error);
   const auto empty = temp_file("empty.csv", "uuid,perf\n");
-  CHECK_THROWS_WITH_AS(var::read_measured_fleet(empty), doctest::Contains("no data rows"), gem::parse_error);
-  CHECK_THROWS_AS(var::read_measured_fleet("/nonexistent/gem.csv"), gem::io_error);
+  CHECK_THROWS_WITH_AS((void)var::read_measured_fleet(empty), doctest::Contains("no data rows"), gem::parse_error);
+  CHECK_THROWS_AS((void)var::read_measured_fleet("/nonexistent/gem.csv"), gem::io_error);
   for (const auto& p : {good, no_col, bad, neg, ragged, empty}) std::filesystem::remove(p);
 }
 
@@ -215,10 +215,10 @@ TEST_CASE("setups are found by name, and unknown names are rejected listing the 
   CHECK(var::setup("low", o) == var::low(4));
   CHECK(var::setup("high", o) == var::high(4, gpu_id{2}));
   CHECK(var::setup("degraded", o) == var::degraded(4, gpu_id{2}));
-  CHECK_THROWS_WITH_AS(var::setup("medium", o), doctest::Contains("known: homogeneous, low, high, degraded, sampled"),
+  CHECK_THROWS_WITH_AS((void)var::setup("medium", o), doctest::Contains("known: homogeneous, low, high, degraded, sampled"),
                        gem::config_error);
-  CHECK_THROWS_WITH_AS(var::setup("sampled", o), doctest::Contains("dataset_dir"), gem::config_error);
-  CHECK_THROWS_WITH_AS(var::setup("sampled:summit", o), doctest::Contains("unknown GPU variability workload 'summit'"),
+  CHECK_THROWS_WITH_AS((void)var::setup("sampled", o), doctest::Contains("dataset_dir"), gem::config_error);
+  CHECK_THROWS_WITH_AS((void)var::setup("sampled:summit", o), doctest::Contains("unknown GPU variability workload 'summit'"),
                        gem::config_error);
   const auto root = gem::test::shared_path(dataset);
   if (root.empty()) return;

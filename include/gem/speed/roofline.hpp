@@ -77,11 +77,17 @@ class roofline {
       rows += r;
       active += r > 0 ? 1.0 : 0.0;
     }
+    return seconds_from_totals(gpu, rows, active);
+  }
+
+  /// The same time from a GPU's totals: `rows` token rows over `active_experts` experts with rows
+  /// > 0. O(1), for searches that keep per-GPU totals up to date as experts move.
+  [[nodiscard]] double seconds_from_totals(gpu_id gpu, double rows, double active_experts) const noexcept {
     const auto& c = coeffs_[static_cast<std::size_t>(gpu.value)];
     const double gate_up = std::max(rows * c.gate_up_math_per_row,
-                                    active * c.gate_up_bytes_per_active + rows * c.gate_up_bytes_per_row);
-    const double down =
-        std::max(rows * c.down_math_per_row, active * c.down_bytes_per_active + rows * c.down_bytes_per_row);
+                                    active_experts * c.gate_up_bytes_per_active + rows * c.gate_up_bytes_per_row);
+    const double down = std::max(rows * c.down_math_per_row,
+                                 active_experts * c.down_bytes_per_active + rows * c.down_bytes_per_row);
     return gate_up + down;
   }
 

@@ -63,8 +63,10 @@ static_assert(speed_model<scaled<uniform>>);
 static_assert(speed_model<scaled<scaled<uniform>>>);
 
 /// `base` with GPU g slowed by `factors[g]` (a time multiplier).
+/// (The deduced return type lets a non-conforming Base fail on the speed_model constraint, with a
+/// message naming the concept, rather than on the return type.)
 template <speed_model Base>
-[[nodiscard]] scaled<Base> scale(Base base, std::vector<double> factors) {
+[[nodiscard]] auto scale(Base base, std::vector<double> factors) {
   return scaled<Base>(std::move(base), std::move(factors));
 }
 

@@ -8,6 +8,7 @@
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
+#include <limits>
 #include <span>
 #include <string>
 #include <utility>
@@ -65,7 +66,7 @@ class table {
   explicit table(std::vector<table_gpu> gpus, table_interpolation mode = table_interpolation::linear)
       : gpus_(std::move(gpus)), mode_(mode) {
     if (gpus_.empty()) throw config_error("table: gpus is empty (one point table per GPU is needed)");
-    lookup_.reserve(gpus_.size());
+    heads_.reserve(gpus_.size());
     for (std::size_t g = 0; g < gpus_.size(); ++g) {
       const auto& t = gpus_[g];
       const std::string at = "table: gpus[" + std::to_string(g) + "].";
@@ -91,27 +92,40 @@ class table {
                              " is less than the previous point's " + std::to_string(t.seconds[k - 1]) +
                              " (latency must not decrease with rows)");
       }
-      lookup_.push_back(make_lookup(t));
+      add_segments(t);
     }
   }
 
   /// Seconds GPU `gpu` takes for `w`: O(local experts) (times log points off the regular grid),
-  /// allocation-free. Precondition: 0 <= gpu.value < num_gpus() (see require_gpus).
+  /// allocation-free.
+  /// Precondition: 0 <= gpu.value < num_gpus() (see require_gpus).
   [[nodiscard]] double seconds(gpu_id gpu, const work& w) const noexcept {
-    const auto g = static_cast<std::size_t>(gpu.value);
-    const auto& t = gpus_[g];
-    const auto& lk = lookup_[g];
+    const head& h = heads_[static_cast<std::size_t>(gpu.value)];
+    const segment* seg = segments_.data() + h.first_segment;
     double total = 0;
-    for (const double r : w.rows)
-      if (r > 0) total += t.seconds_per_active_expert + point_seconds(t, lk, r);
+    if (h.step > 0) {
+      for (const double r : w.rows) {
+        const double active = r > 0 ? 1.0 : 0.0;  // inactive experts cost nothing; no branch
+        total += active * (h.seconds_per_active_expert + regular_value(h, seg, r));
+      }
+    } else {
+      const double* knots = knots_.data() + h.first_knot;
+      for (const double r : w.rows) {
+        const double active = r > 0 ? 1.0 : 0.0;
+        total += active * (h.seconds_per_active_expert + value(seg, search(knots, h.points, r), r));
+      }
+    }
     return total;
   }
 
   /// Seconds one expert with `rows` rows costs on GPU `gpu`: c + f(rows), 0 for rows <= 0.
   [[nodiscard]] double expert_seconds(gpu_id gpu, double rows) const noexcept {
     if (!(rows > 0)) return 0.0;
-    const auto g = static_cast<std::size_t>(gpu.value);
-    return gpus_[g].seconds_per_active_expert + point_seconds(gpus_[g], lookup_[g], rows);
+    const head& h = heads_[static_cast<std::size_t>(gpu.value)];
+    const segment* seg = segments_.data() + h.first_segment;
+    return h.seconds_per_active_expert +
+           (h.step > 0 ? regular_value(h, seg, rows)
+                       : value(seg, search(knots_.data() + h.first_knot, h.points, rows), rows));
   }
 
   [[nodiscard]] std::int32_t num_gpus() const noexcept { return static_cast<std::int32_t>(gpus_.size()); }
@@ -119,52 +133,86 @@ class table {
   [[nodiscard]] table_interpolation interpolation() const noexcept { return mode_; }
 
  private:
-  struct lookup {
-    double step = 0;            // grid spacing when rows are {r0, step, 2*step, ...}, else 0
-    double last_slope = 0;      // extrapolation slope beyond the last point
-    std::vector<double> slope;  // slope[k]: between point k and k+1
+  // Segment j (j = 0 .. n) covers rows in (rows[j-1], rows[j]] (rows[-1] = 0, rows[n] = infinity):
+  // f(r) = min(y0 + slope * (r - x0), cap). The cap keeps f at or below the next point despite
+  // rounding, so f stays monotone across points.
+  struct segment {
+    double x0, y0, slope, cap;
+  };
+  struct head {
+    std::size_t first_segment = 0;  // n + 1 segments
+    std::size_t first_knot = 0;     // n points' rows
+    std::size_t points = 0;         // n
+    double first_rows = 0;          // rows[0]
+    double step = 0;                // grid spacing when rows are {rows[0], step, 2*step, ...}, else 0
+    double seconds_per_active_expert = 0;
   };
 
-  static lookup make_lookup(const table_gpu& t) {
-    lookup lk;
+  void add_segments(const table_gpu& t) {
     const std::size_t n = t.rows.size();
-    lk.slope.resize(n > 1 ? n - 1 : 0);
-    for (std::size_t k = 0; k + 1 < n; ++k)
-      lk.slope[k] = (t.seconds[k + 1] - t.seconds[k]) / (t.rows[k + 1] - t.rows[k]);
-    lk.last_slope = n > 1 ? lk.slope.back() : t.seconds[0] / t.rows[0];
+    head h;
+    h.first_segment = segments_.size();
+    h.first_knot = knots_.size();
+    h.points = n;
+    h.first_rows = t.rows[0];
+    h.seconds_per_active_expert = t.seconds_per_active_expert;
     if (n >= 2) {
       const double step = t.rows[1];
       bool regular = t.rows[0] < step;
       for (std::size_t k = 1; k < n && regular; ++k) regular = t.rows[k] == static_cast<double>(k) * step;
-      if (regular) lk.step = step;
+      if (regular) h.step = step;
     }
-    return lk;
+    const bool ceiling = mode_ == table_interpolation::tile_ceiling;
+    for (std::size_t j = 0; j < n; ++j) {
+      const double x0 = j == 0 ? 0.0 : t.rows[j - 1];
+      const double y0 = j == 0 ? 0.0 : t.seconds[j - 1];
+      if (ceiling) segments_.push_back({x0, t.seconds[j], 0.0, t.seconds[j]});
+      else segments_.push_back({x0, y0, (t.seconds[j] - y0) / (t.rows[j] - x0), t.seconds[j]});
+    }
+    const double last_slope = n > 1 ? (t.seconds[n - 1] - t.seconds[n - 2]) / (t.rows[n - 1] - t.rows[n - 2])
+                                    : t.seconds[0] / t.rows[0];
+    segments_.push_back({t.rows[n - 1], t.seconds[n - 1], last_slope, std::numeric_limits<double>::infinity()});
+    knots_.insert(knots_.end(), t.rows.begin(), t.rows.end());
+    heads_.push_back(h);
   }
 
-  // Index of the first point with rows >= r (n when r is beyond the last point).
-  [[nodiscard]] static std::size_t first_at_or_above(const table_gpu& t, const lookup& lk, double r) noexcept {
-    const std::size_t n = t.rows.size();
-    if (r <= t.rows[0]) return 0;
-    if (lk.step > 0) {
-      // Points k >= 1 sit at k * step; exact division keeps r == k * step on point k.
-      const double k = std::ceil(r / lk.step);
-      return k >= static_cast<double>(n) ? n : static_cast<std::size_t>(k);
-    }
-    return static_cast<std::size_t>(std::lower_bound(t.rows.begin(), t.rows.end(), r) - t.rows.begin());
+  [[nodiscard]] static double value(const segment* seg, std::size_t j, double r) noexcept {
+    const segment& s = seg[j];
+    return std::min(s.y0 + s.slope * (r - s.x0), s.cap);
   }
 
-  [[nodiscard]] double point_seconds(const table_gpu& t, const lookup& lk, double r) const noexcept {
-    const std::size_t n = t.rows.size();
-    const std::size_t j = first_at_or_above(t, lk, r);
-    if (j == n) return t.seconds[n - 1] + lk.last_slope * (r - t.rows[n - 1]);
-    if (mode_ == table_interpolation::tile_ceiling || r == t.rows[j]) return t.seconds[j];
-    if (j == 0) return t.seconds[0] * (r / t.rows[0]);
-    return t.seconds[j - 1] + lk.slope[j - 1] * (r - t.rows[j - 1]);
+  // Regular grid: points k >= 1 sit at k * step, so the first point at or above r > rows[0] is
+  // ceil(r / step) (exact division keeps r == k * step on point k). Written as selects and bool
+  // arithmetic (and without std::ceil, branchy on baseline x86-64) so that the compiler need not
+  // branch on the rows, which are data.
+  [[nodiscard]] static double regular_value(const head& h, const segment* seg, double r) noexcept {
+    const double rr = r > 0 ? r : 0.0;  // also maps NaN to 0
+    const double x = std::min(rr / h.step, static_cast<double>(h.points));
+    const auto whole = static_cast<std::int64_t>(x);  // x in [0, points]: truncation is floor
+    // ceil(x), minus one for rows in (0, rows[0]] (the segment from the origin), as bool arithmetic.
+    const std::int64_t j = whole + static_cast<std::int64_t>(static_cast<double>(whole) < x) -
+                           static_cast<std::int64_t>(rr > 0) * static_cast<std::int64_t>(rr <= h.first_rows);
+    return value(seg, static_cast<std::size_t>(j), r);
+  }
+
+  // Index of the first of n knots at or above r (n when r is beyond the last), written with selects.
+  [[nodiscard]] static std::size_t search(const double* knots, std::size_t n, double r) noexcept {
+    const double* first = knots;
+    std::size_t len = n;
+    while (len > 0) {
+      const std::size_t half = len / 2;
+      const bool below = first[half] < r;
+      first = below ? first + half + 1 : first;
+      len = below ? len - half - 1 : half;
+    }
+    return static_cast<std::size_t>(first - knots);
   }
 
   std::vector<table_gpu> gpus_;
-  std::vector<lookup> lookup_;
   table_interpolation mode_;
+  std::vector<head> heads_{};
+  std::vector<segment> segments_{};
+  std::vector<double> knots_{};
 };
 static_assert(speed_model<table>);
 

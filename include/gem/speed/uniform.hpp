@@ -41,7 +41,13 @@ struct uniform {
       rows += r;
       active += r > 0 ? 1.0 : 0.0;
     }
-    return rows * seconds_per_row + active * seconds_per_active_expert;
+    return seconds_from_totals(gpu_id{0}, rows, active);
+  }
+
+  /// The same time from a GPU's totals: `rows` token rows over `active_experts` experts with rows
+  /// > 0. O(1), for searches that keep per-GPU totals up to date as experts move.
+  [[nodiscard]] double seconds_from_totals(gpu_id /*gpu*/, double rows, double active_experts) const noexcept {
+    return rows * seconds_per_row + active_experts * seconds_per_active_expert;
   }
 };
 static_assert(speed_model<uniform>);
