@@ -125,6 +125,7 @@ TEST_CASE("malformed CSV counts are rejected naming file, line and field") {
   expect_error(head + "a,1,0,2,5\na,1,0,2,6\n", o, 3, "expert");                     // duplicate row
   expect_error(head + "a,1,0,2,5\n\n", o, 3, "row");                                 // empty line
   expect_error(head + "a,\"1\",0,2,5\n", o, 2, "row");                               // quoting
+  expect_error(head + "a,1,2000000000,2,5\n", o, 0, "step");                         // implausible step
   expect_error("task,layer,step,count\na,1,0,5\n", o, 1, "expert");                  // missing column
   gem::csv_counts_options sel = o;
   sel.select = {{"domain", "x"}};

@@ -128,5 +128,7 @@ TEST_CASE("malformed gem trace files are rejected naming file, line and field") 
   expect_error(replace(good_text(), "1 2e-05", "1 inf"), 19, "weights[layer 0, token 1]");
   expect_error(good_text().substr(0, good_text().find("weights\n0.5")), 17, "weights");            // file cut short
   expect_error(good_text() + "more\n", 22, "end");
+  expect_error(replace(good_text(), "0 2 2\n", "0 -2 2\n"), 10, "counts[layer 0, step 1]");        // negative
+  expect_error(replace(good_text(), "steps 2", "steps 2000000"), 2, "layers");                     // dimensions vs size
   expect_error(replace(good_text(), "1 1 0\n", "1 0 1\n"), 21, "trace");                           // counts disagree with ids
 }

@@ -7,6 +7,7 @@
 
 #include "gem/load/classes.hpp"
 #include "gem/trace/synthetic.hpp"
+#include "planted_traces.hpp"
 
 using gem::expert_class;
 
@@ -59,8 +60,7 @@ TEST_CASE("class thresholds are validated") {
 TEST_CASE("classification recovers the planted consistent and temporal experts over 20 seeds") {
   double ctp = 0, cfp = 0, cfn = 0, ttp = 0, tfp = 0, tfn = 0;
   double worst_seed = 1.0;
-  for (std::uint64_t seed = 1; seed <= 20; ++seed) {
-    const auto g = gem::generate_synthetic({.num_layers = 2, .seed = seed});
+  for (const auto& g : gem::test::planted_traces()) {
     double stp = 0, sfp = 0, sfn = 0;
     for (int l = 0; l < 2; ++l) {
       const auto cls = gem::classify(g.trace, gem::layer_id{l});

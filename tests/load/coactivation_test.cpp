@@ -10,6 +10,7 @@
 #include "gem/load/decayed_load.hpp"
 #include "gem/trace/batching.hpp"
 #include "gem/trace/synthetic.hpp"
+#include "planted_traces.hpp"
 
 namespace {
 
@@ -170,8 +171,7 @@ TEST_CASE("grouped_load adds groups from library or user-written models to any l
 
 TEST_CASE("clustering recovers the planted temporal groups over 20 seeds, from token pairs and from step co-hotness") {
   double tp[2] = {0, 0}, fp[2] = {0, 0}, fn[2] = {0, 0};
-  for (std::uint64_t seed = 1; seed <= 20; ++seed) {
-    const auto g = gem::generate_synthetic({.num_layers = 2, .seed = seed});
+  for (const auto& g : gem::test::planted_traces()) {
     for (int l = 0; l < 2; ++l) {
       const auto truth = same_group_pairs(g.plant.groups[l]);
       const gem::grouped_load<gem::mean_load, gem::token_pair_coactivation> token{.clustering = {.min_score = 0.5},

@@ -139,22 +139,32 @@ struct csv_counts_trace {
   const auto L = static_cast<std::int32_t>(layer_index.size());
   const auto S = static_cast<std::int32_t>(max_step + 1);
   const auto E = o.num_experts > 0 ? o.num_experts : static_cast<std::int32_t>(max_expert + 1);
-  const auto cells = static_cast<std::size_t>(L) * S * E;
-  if (cells > (std::size_t{1} << 31))
-    throw parse_error(file, 0, o.step_column, "layers x steps x experts = " + std::to_string(cells) + " is too large");
+  const auto cells = static_cast<std::size_t>(L) * static_cast<std::size_t>(S) * static_cast<std::size_t>(E);
+  // A valid file may be sparse (zero counts left out), but not a thousand times sparser than dense.
+  if (cells > (std::size_t{1} << 31) || cells > 1024 * rows.size() + (std::size_t{1} << 20))
+    throw parse_error(file, 0, o.step_column,
+                      "layers x steps x experts = " + std::to_string(cells) + " cells for " + std::to_string(rows.size()) +
+                          " rows: a step or expert number is implausibly large");
+  // Duplicates: sort row indices by cell, equal neighbours are the same (layer, step, expert).
+  auto cell_of = [&](const row& r) {
+    return (static_cast<std::size_t>(layer_index[r.layer]) * static_cast<std::size_t>(S) + static_cast<std::size_t>(r.step)) *
+               static_cast<std::size_t>(E) + static_cast<std::size_t>(r.expert);
+  };
+  std::vector<std::pair<std::size_t, std::size_t>> order;  // (cell, line), sorted
+  order.reserve(rows.size());
+  for (const auto& r : rows) order.emplace_back(cell_of(r), r.line);
+  std::sort(order.begin(), order.end());
+  for (std::size_t i = 1; i < order.size(); ++i)
+    if (order[i].first == order[i - 1].first) {
+      const auto c = order[i].first;
+      const auto e = c % static_cast<std::size_t>(E), st = c / static_cast<std::size_t>(E) % static_cast<std::size_t>(S);
+      const auto l = out.source_layers[c / static_cast<std::size_t>(E) / static_cast<std::size_t>(S)];
+      throw parse_error(file, order[i].second, o.expert_column,
+                        "second row for layer " + std::to_string(l) + " step " + std::to_string(st) + " expert " +
+                            std::to_string(e) + " (first at line " + std::to_string(order[i - 1].second) + ")");
+    }
   std::vector<std::int64_t> counts(cells, 0);
-  std::vector<std::size_t> first_line(cells, 0);
-  for (const auto& r : rows) {
-    const auto i = (static_cast<std::size_t>(layer_index[r.layer]) * S + static_cast<std::size_t>(r.step)) * E +
-                   static_cast<std::size_t>(r.expert);
-    if (first_line[i] != 0)
-      throw parse_error(file, r.line, o.expert_column,
-                        "second row for layer " + std::to_string(r.layer) + " step " + std::to_string(r.step) +
-                            " expert " + std::to_string(r.expert) + " (first at line " + std::to_string(first_line[i]) +
-                            ")");
-    first_line[i] = r.line;
-    counts[i] = r.count;
-  }
+  for (const auto& r : rows) counts[cell_of(r)] = r.count;
   out.has_step_column = c_step >= 0;
   out.rows = static_cast<std::int64_t>(rows.size());
   out.trace = routing_trace(L, S, E, std::move(counts));

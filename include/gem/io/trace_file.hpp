@@ -143,9 +143,12 @@ inline void write_trace_file(const std::filesystem::path& path, const routing_tr
   if (w > 1) throw parse_error(file, 7, "weights", "must be 0 or 1");
   if (k == 0 && (n != 0 || w != 0)) throw parse_error(file, 6, "tokens", "must be 0 when top_k is 0");
   if (w == 1 && n == 0) throw parse_error(file, 7, "weights", "must be 0 when there are no tokens");
-  if (static_cast<double>(L) * static_cast<double>(S) * static_cast<double>(E) > 1e10 ||
-      static_cast<double>(L) * static_cast<double>(n) * static_cast<double>(k) > 1e10)
-    throw parse_error(file, 2, "layers", "the trace is implausibly large");
+  // Every value takes at least 2 bytes ("0 " or "0\n"): dimensions the text cannot hold are an error
+  // (and never drive a huge allocation).
+  const double room = static_cast<double>(text.size()) / 2;
+  if (static_cast<double>(L) * static_cast<double>(S) * static_cast<double>(E) > room ||
+      static_cast<double>(L) * static_cast<double>(n) * static_cast<double>(k) > room)
+    throw parse_error(file, 2, "layers", "the file is too short for the dimensions it declares");
 
   // Reads `count` values of type V from the next line into out (appending); `field()` names the
   // row in errors (built only when one is thrown).
@@ -172,6 +175,8 @@ inline void write_trace_file(const std::filesystem::path& path, const routing_tr
       if constexpr (std::is_floating_point_v<V>) {
         if (!(v == v) || v > std::numeric_limits<V>::max() || v < std::numeric_limits<V>::lowest())
           throw parse_error(file, ln, field(), detail::quote_token(f) + " is not a finite number");
+      } else {
+        if (v < 0) throw parse_error(file, ln, field(), detail::quote_token(f) + " is negative");
       }
       out.push_back(v);
     }
