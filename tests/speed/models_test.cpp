@@ -171,6 +171,21 @@ TEST_CASE("uniform and roofline give the same time from a GPU's row and active-e
   }
 }
 
+TEST_CASE("merging two experts' rows on one GPU never increases uniform or roofline time") {
+  const gem::uniform u{.seconds_per_row = 2e-6, .seconds_per_active_expert = 3e-5};
+  const auto r = gem::h200_roofline(gem::shapes::mixtral_8x7b, 1);
+  std::mt19937_64 rng(23);
+  for (int trial = 0; trial < 500; ++trial) {
+    auto rows = random_rows(rng, 2 + rng() % 10);
+    const double before_u = u.seconds(gpu_id{0}, of(rows)), before_r = r.seconds(gpu_id{0}, of(rows));
+    const auto i = rng() % rows.size(), j = (i + 1 + rng() % (rows.size() - 1)) % rows.size();
+    rows[i] += rows[j];
+    rows[j] = 0;
+    CHECK(u.seconds(gpu_id{0}, of(rows)) <= before_u * (1 + 1e-12));
+    CHECK(r.seconds(gpu_id{0}, of(rows)) <= before_r * (1 + 1e-12));
+  }
+}
+
 TEST_CASE("roofline rejects invalid shapes and peaks naming the field") {
   CHECK_THROWS_WITH_AS((void)gem::roofline(gem::layer_shape{.hidden = 0, .intermediate = 8}, {gem::h200_peak}),
                        doctest::Contains("layer_shape.hidden"), gem::config_error);

@@ -8,10 +8,7 @@
 #include <random>
 #include <vector>
 
-#include "gem/speed/roofline.hpp"
-#include "gem/speed/scaled.hpp"
-#include "gem/speed/straggler.hpp"
-#include "gem/speed/uniform.hpp"
+#include "gem/speed/models.hpp"
 
 using gem::gpu_id;
 using gem::work;

@@ -192,3 +192,32 @@ TEST_CASE("invalid tables are rejected naming the GPU and the field") {
   CHECK_THROWS_WITH_AS(table(T{h200_like, bad}), doctest::Contains("gpus[1].seconds_per_active_expert"),
                        gem::config_error);
 }
+
+// The evaluator's fluid bound needs: merging two of a GPU's experts into one never increases its
+// time. A table whose latency is concave in rows (per-row cost not growing), read linearly, has it.
+TEST_CASE("merging two experts' rows never increases a concave table's time") {
+  std::mt19937_64 rng(31);
+  for (int trial = 0; trial < 200; ++trial) {
+    table_gpu tg;
+    const double bm = 64.0 * static_cast<double>(1 + rng() % 4);
+    double slope = 1e-6 * static_cast<double>(1 + rng() % 100);
+    double s = 0, prev = 0;
+    for (int k = 0; k < 1 + static_cast<int>(rng() % 10); ++k) {
+      const double r = k == 0 ? 1.0 : k * bm;
+      s += slope * (r - prev);
+      prev = r;
+      tg.rows.push_back(r);
+      tg.seconds.push_back(s);
+      slope *= static_cast<double>(rng() % 101) / 100.0;  // non-increasing slopes
+    }
+    tg.seconds_per_active_expert = static_cast<double>(rng() % 3) * 1e-5;
+    const table t({tg});
+    for (int q = 0; q < 50; ++q) {
+      const double a = static_cast<double>(1 + rng() % 5000) / (q % 2 ? 1.0 : 8.0);
+      const double b = static_cast<double>(1 + rng() % 5000) / (q % 3 ? 1.0 : 8.0);
+      const std::vector<double> apart{a, b};
+      const std::vector<double> merged{a + b, 0};
+      CHECK(t.seconds(gpu_id{0}, work{merged}) <= t.seconds(gpu_id{0}, work{apart}) * (1 + 1e-12));
+    }
+  }
+}

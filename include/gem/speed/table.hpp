@@ -57,8 +57,10 @@ enum class table_interpolation {
 ///     linearly with rows); with a single point, the slope seconds[0] / rows[0] (proportional).
 /// Predictions depend on c_g + f_g only; how a profiler splits a measured per-expert time between
 /// the fixed cost and the points changes nothing but f's shape below the first point.
-/// Concave tables (per-row cost not growing with rows) also keep seconds from rising when two of a
-/// GPU's experts' rows are merged into one, which the evaluator's fluid bound relies on.
+/// Concave tables (per-row cost not growing with rows) read linearly also keep seconds from rising
+/// when two of a GPU's experts' rows are merged into one, which the evaluator's fluid bound relies
+/// on; tile_ceiling mode can break that (two 1-row experts may cost less than one 2-row expert
+/// whose next point is a whole tile) unless the per-active-expert cost covers the difference.
 class table {
  public:
   /// Throws config_error naming gpus[g] and the field (rows[k], seconds[k],
@@ -105,7 +107,7 @@ class table {
     double total = 0;
     if (h.step > 0) {
       for (const double r : w.rows) {
-        const double active = r > 0 ? 1.0 : 0.0;  // inactive experts cost nothing; no branch
+        const double active = r > 0 ? 1.0 : 0.0;  // inactive experts cost nothing
         total += active * (h.seconds_per_active_expert + regular_value(h, seg, r));
       }
     } else {
