@@ -130,6 +130,10 @@ std::int32_t problem_groups(const cluster_options& o);
 
 /// The strategies the command knows, in table order.
 const std::vector<std::string>& strategy_names();
+/// The strategies this build can run (strategy_names() minus any whose header is missing).
+std::vector<std::string> strategy_names_available();
+/// Writes `text` to `path`; throws io_error naming the path.
+void write_text_file(const std::string& path, const std::string& text);
 /// Splits "a,b,c" and checks each name. Throws config_error naming an unknown one.
 std::vector<std::string> parse_strategy_list(const std::string& list);
 /// Runs strategy `name` on `problem` under `speed` (seed for randomized strategies).

@@ -5,6 +5,7 @@
 #include <charconv>
 #include <cmath>
 #include <cstdio>
+#include <fstream>
 #include <sstream>
 
 #include "gem/io/csv_counts.hpp"
@@ -14,6 +15,7 @@
 #include "gem/place/baselines.hpp"
 #include "gem/place/eplb.hpp"
 #include "gem/speed/layer_shape.hpp"
+#include "gem/speed/profile.hpp"
 #include "gem/speed/roofline.hpp"
 #include "gem/speed/scaled.hpp"
 #include "gem/speed/variability.hpp"
@@ -60,13 +62,13 @@ void add_speed_options(CLI::App& app, speed_options& o) {
   auto* sp = app.add_option("--speeds", o.speeds,
                             "Relative speed of each GPU, comma separated (1 = nominal, 0.8 = 20% slower); one per GPU")
                  ->group("Speed");
-  auto* pr = app.add_option("--profile", o.profile, "Measured per-GPU latency profile (JSON from `gem profile`)")->group("Speed");
+  auto* pr = app.add_option("--profile", o.profile, "Measured per-GPU latency profile (JSON, format gem.speed_profile); one GPU stands for all; --speeds or --variability scale it")->group("Speed");
   auto* va = app.add_option("--variability", o.variability,
                             "Named GPU variability: homogeneous, low (+-3%), high (one GPU 27.7% slower), degraded "
                             "(one GPU 2.2x slower), sampled[:workload] (drawn from measured fleets, seeded)")
                  ->group("Speed");
-  sp->excludes(pr)->excludes(va);
-  pr->excludes(va);
+  sp->excludes(va);
+  (void)pr;
   app.add_option("--shape", o.shape,
                  "Expert shape for the H200 roofline model: deepseek-v2-lite, deepseek-v3, mixtral-8x7b, qwen3-30b-a3b, olmoe")
       ->capture_default_str()
@@ -79,12 +81,20 @@ void add_speed_options(CLI::App& app, speed_options& o) {
 }
 
 any_speed make_speed(const speed_options& o, std::int32_t num_gpus, std::uint64_t seed) {
-  const auto shape = layer_shape_by_name(o.shape);
-  const auto base = h200_roofline(shape, num_gpus);
   std::vector<double> factors(static_cast<std::size_t>(num_gpus), 1.0);
-  std::string what = "H200 roofline (" + o.shape + ")";
+  std::optional<table> measured;
+  std::string what;
   if (!o.profile.empty()) {
-    throw config_error("--profile " + o.profile + ": measured profiles are not supported by this build yet");
+    const auto p = read_profile(o.profile);  // parse_error names the file and field
+    try {
+      measured = to_table(p, num_gpus);
+    } catch (const config_error& e) {
+      throw config_error("--profile " + o.profile + ": " + e.what());
+    }
+    what = "measured profile " + o.profile + " (" + std::to_string(p.gpus.size()) + " GPU" + (p.gpus.size() == 1 ? "" : "s") +
+           ", " + (p.gpus.empty() ? std::string("?") : p.gpus.front().device) + ")";
+  } else {
+    what = "H200 roofline (" + o.shape + ")";
   }
   if (!o.speeds.empty()) {
     const auto s = parse_number_list(o.speeds, "--speeds");
@@ -113,7 +123,8 @@ any_speed make_speed(const speed_options& o, std::int32_t num_gpus, std::uint64_
   } else {
     what += ", identical GPUs";
   }
-  return any_speed::of(scale(base, factors), what, factors);
+  if (measured) return any_speed::of(scale(*measured, factors), what, factors);
+  return any_speed::of(scale(h200_roofline(layer_shape_by_name(o.shape), num_gpus), factors), what, factors);
 }
 
 // ---- traces ------------------------------------------------------------------------------------------
@@ -219,6 +230,25 @@ std::int32_t problem_groups(const cluster_options& o) { return o.groups % o.node
 const std::vector<std::string>& strategy_names() {
   static const std::vector<std::string> names{"linear", "round_robin", "eplb", "speed_proportional", "gem"};
   return names;
+}
+
+std::vector<std::string> strategy_names_available() {
+  std::vector<std::string> out{"linear", "round_robin", "eplb"};
+#ifdef GEM_CLI_HAS_SPEED_PROPORTIONAL
+  out.push_back("speed_proportional");
+#endif
+#ifdef GEM_CLI_HAS_GEM_SEARCH
+  out.push_back("gem");
+#endif
+  return out;
+}
+
+void write_text_file(const std::string& path, const std::string& text) {
+  std::ofstream out(path, std::ios::binary | std::ios::trunc);
+  if (!out) throw io_error("cannot open " + path + " for writing");
+  out << text;
+  out.close();
+  if (!out) throw io_error("cannot write " + path);
 }
 
 std::vector<std::string> parse_strategy_list(const std::string& list) {
