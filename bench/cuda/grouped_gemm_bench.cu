@@ -48,6 +48,13 @@ model_weights& weights_of(const model& m) {
   return cache.emplace(m.name, std::move(w)).first->second;
 }
 
+/// gem's paths run with a handle and three side streams (per_group fans out over them).
+const gc::cublas_context& gem_cublas() {
+  static gc::cublas_workers workers(3);
+  static const gc::cublas_context ctx = workers.context();
+  return ctx;
+}
+
 cublasHandle_t handle() {
   static cublasHandle_t h = [] {
     cublasHandle_t x;
@@ -58,7 +65,7 @@ cublasHandle_t handle() {
 }
 
 enum class which { gate_up, down, ffn };
-enum class variant { gem_auto, gem_device, anchor_grouped, anchor_loop };
+enum class variant { gem_auto, gem_device, gem_per_group, anchor_grouped, anchor_loop };
 
 /// One routing of T tokens: host and device counts and offsets (unpadded).
 struct routing {
@@ -179,7 +186,7 @@ void bm_gemm(benchmark::State& state, model m, std::int32_t T, which wh, variant
     gem::bench::time_calls(state, s, reps, [&](int i) {
       const auto& r = rs[static_cast<std::size_t>(i % routings)];
       GEM_BENCH_OK(gc::expert_ffn_async(fs[static_cast<std::size_t>(i % routings)], path, {r.counts, r.offsets},
-                                        handle(), ws.p, ws.n, s));
+                                        gem_cublas(), ws.p, ws.n, s));
     });
     state.counters["flops"] = 2.0 * rows * 3.0 * m.inter * m.hidden;
     state.counters["weight_bytes"] = active * 3.0 * m.inter * m.hidden * 2;
@@ -189,13 +196,15 @@ void bm_gemm(benchmark::State& state, model m, std::int32_t T, which wh, variant
       ps.push_back({.num_groups = m.experts, .n = N, .k = K, .capacity_rows = rows, .x = x.p, .w = W, .y = y.p,
                     .counts = r.d_counts.p, .offsets = r.d_offsets.p, .rows_hint = hint, .max_active_groups = max_active});
     device_array<unsigned char> ws(gc::grouped_gemm_workspace_size(ps[0], gc::gemm_path::grouped));
-    if (v == variant::gem_auto || v == variant::gem_device) {
-      const auto path = v == variant::gem_device ? gc::gemm_path::device_counts : gc::gemm_path::automatic;
+    if (v == variant::gem_auto || v == variant::gem_device || v == variant::gem_per_group) {
+      const auto path = v == variant::gem_device      ? gc::gemm_path::device_counts
+                        : v == variant::gem_per_group ? gc::gemm_path::per_group
+                                                      : gc::gemm_path::automatic;
       chosen = path == gc::gemm_path::automatic ? gc::choose_gemm_path(ps[0], {rs[0].counts, rs[0].offsets}) : path;
       gem::bench::time_calls(state, s, reps, [&](int i) {
         const auto& r = rs[static_cast<std::size_t>(i % routings)];
         GEM_BENCH_OK(gc::grouped_gemm_async(ps[static_cast<std::size_t>(i % routings)], path, {r.counts, r.offsets},
-                                            handle(), ws.p, ws.n, s));
+                                            gem_cublas(), ws.p, ws.n, s));
       });
     } else if (v == variant::anchor_grouped) {
       std::vector<grouped_anchor> an;
@@ -233,6 +242,7 @@ int main(int argc, char** argv) {
   const std::pair<which, const char*> whiches[] = {{which::gate_up, "gate_up"}, {which::down, "down"}, {which::ffn, "ffn"}};
   const std::pair<variant, const char*> variants[] = {{variant::gem_auto, "gem_auto"},
                                                       {variant::gem_device, "gem_device"},
+                                                      {variant::gem_per_group, "gem_per_group_fanout"},
                                                       {variant::anchor_grouped, "anchor_cublas_grouped"},
                                                       {variant::anchor_loop, "anchor_cublas_loop"}};
   for (const auto& m : models)
@@ -240,6 +250,7 @@ int main(int argc, char** argv) {
       for (const auto& [wh, wname] : whiches)
         for (const auto& [v, vname] : variants) {
           if (v == variant::gem_device && T > 128) continue;
+          if (v == variant::gem_per_group && (T < 128 || wh == which::ffn)) continue;
           if (wh == which::ffn && (v == variant::anchor_grouped || v == variant::anchor_loop)) continue;
           const std::string name = std::string("gemm/") + m.name + "/" + wname + "/T=" + std::to_string(T) + "/" + vname;
           benchmark::RegisterBenchmark(name.c_str(), bm_gemm, m, T, wh, v)->UseManualTime()->Unit(benchmark::kMicrosecond);

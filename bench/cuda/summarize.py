@@ -18,7 +18,7 @@ def medians(path):
     for b in data.get("benchmarks", []):
         if b.get("run_type") == "aggregate" and b.get("aggregate_name") != "median":
             continue
-        name = b.get("run_name", b["name"])
+        name = b.get("run_name", b["name"]).removesuffix("/manual_time")
         scale = {"ns": 1e-3, "us": 1.0, "ms": 1e3, "s": 1e6}[b.get("time_unit", "us")]
         entry = dict(b)
         entry["us"] = b["real_time"] * scale
@@ -78,8 +78,9 @@ def main():
         if copy_tbs:
             lines += [f"Copy bandwidth (2 GiB device-to-device, read + written): {copy_tbs:.2f} TB/s", ""]
         lines += ["### Grouped GEMM (gem automatic path vs anchors; ratio = anchor time / gem time)", "",
-                  "| shape | T | gem auto (path) | TFLOP/s | gem device | TB/s (% copy) | cuBLAS grouped | x | "
-                  "cuBLAS loop | x | torch | x |", "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+                  "| shape | T | gem auto (path) | TFLOP/s | gem device | TB/s (% copy) | gem per-group, 4 streams | "
+                  "cuBLAS grouped | x | cuBLAS loop | x | torch | x |",
+                  "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
         for name, b in g.items():
             if not name.endswith("/gem_auto") or "/ffn/" in name:
                 continue
@@ -97,6 +98,8 @@ def main():
                 row += [fmt(dv["us"]), f"{tbs:.2f}" + (f" ({100 * tbs / copy_tbs:.0f}%)" if copy_tbs else "")]
             else:
                 row += ["–", "–"]
+            pg = g.get(base + "/gem_per_group_fanout")
+            row.append(fmt(pg["us"]) if pg else "–")
             for a in (cg["us"] if cg else None, cl["us"] if cl else None, to):
                 row += [fmt(a), f"{a / b['us']:.2f}" if a else "–"]
             lines.append("| " + " | ".join(row) + " |")

@@ -126,8 +126,11 @@ TEST_CASE("every grouped GEMM path matches a float64 reference on skewed and emp
   struct shape {
     std::int32_t G, n, k, max_rows, hot, tile, rows_hint;
   };
+  gc::cublas_workers workers(2);
+  // K = 512, 256, 1024, 2048 exercise every K split of the device kernel; n = 48 a partial column block
   for (const auto& s : {shape{8, 256, 512, 3, 1, 1, 8}, shape{16, 128, 256, 12, 40, 8, 16},
-                        shape{32, 64, 1024, 20, 150, 16, 8}, shape{4, 512, 256, 0, 300, 1, 8}}) {
+                        shape{32, 64, 1024, 20, 150, 16, 8}, shape{4, 512, 256, 0, 300, 1, 8},
+                        shape{6, 48, 2048, 5, 9, 1, 8}, shape{8, 48, 256, 4, 2, 4, 8}}) {
     const auto g = make_groups(skewed_counts(rng, s.G, s.max_rows, s.hot), s.tile);
     const auto x = random_bf16(rng, static_cast<std::size_t>(g.capacity) * s.k, 1.0f);
     const auto w = random_bf16(rng, static_cast<std::size_t>(s.G) * s.n * s.k, 1.0f / std::sqrt(static_cast<float>(s.k)));
@@ -141,10 +144,15 @@ TEST_CASE("every grouped GEMM path matches a float64 reference on skewed and emp
                                .offsets = d_offsets.get(), .rows_hint = s.rows_hint};
     const gc::host_group_sizes sizes{g.counts, g.offsets};
     for (const auto path : all_paths) {
-      for (const std::int32_t max_active : {0, 3}) {
-        if (max_active && path != gc::gemm_path::device_counts) continue;
+      for (const std::int32_t variant : {0, 1}) {
+        // variant 1: the device path told the exact number of active groups; per_group fanned out
+        if (variant && path != gc::gemm_path::device_counts && path != gc::gemm_path::per_group) continue;
+        const std::int32_t max_active = variant && path == gc::gemm_path::device_counts ? 3 : 0;
+        const auto ctx = variant && path == gc::gemm_path::per_group ? workers.context() : gc::cublas_context{handle.h};
         CAPTURE(s.G);
         CAPTURE(s.n);
+        CAPTURE(s.k);
+        CAPTURE(variant);
         CAPTURE(gc::to_string(path));
         REQUIRE(gc::can_implement(p, path).ok());
         p.max_active_groups = max_active ? static_cast<std::int32_t>(std::count_if(g.counts.begin(), g.counts.end(),
@@ -152,7 +160,7 @@ TEST_CASE("every grouped GEMM path matches a float64 reference on skewed and emp
                                          : 0;
         device_buffer<unsigned char> ws(gc::grouped_gemm_workspace_size(p, path) + 1);
         d_y.poison(0xff);
-        REQUIRE(gc::grouped_gemm_async(p, path, sizes, handle.h, ws.get(), ws.size(), nullptr).ok());
+        REQUIRE(gc::grouped_gemm_async(p, path, sizes, ctx, ws.get(), ws.size(), nullptr).ok());
         REQUIRE(cudaDeviceSynchronize() == cudaSuccess);
         const auto r = compare(g, s.n, d_y.download(), ref);
         CHECK(r.written);
@@ -167,8 +175,15 @@ TEST_CASE("every expert FFN path matches a float64 reference") {
   GEM_REQUIRE_GPU();
   std::mt19937_64 rng(77);
   cublas_handle handle;
-  const std::int32_t G = 8, H = 256, I = 128;
-  for (const auto& counts : {std::vector<std::int32_t>{1, 0, 0, 2, 0, 1, 1, 0}, skewed_counts(rng, G, 30, 70)}) {
+  gc::cublas_workers workers(3);
+  const std::int32_t G = 8;
+  struct ffn_case {
+    std::int32_t H, I;
+    std::vector<std::int32_t> counts;
+  };
+  const ffn_case cases[] = {{256, 128, {1, 0, 0, 2, 0, 1, 1, 0}}, {256, 128, skewed_counts(rng, G, 30, 70)},
+                            {1024, 256, {0, 3, 0, 0, 1, 0, 40, 2}}};
+  for (const auto& [H, I, counts] : cases) {
     const auto g = make_groups(counts, 4);
     const auto x = random_bf16(rng, static_cast<std::size_t>(g.capacity) * H, 1.0f);
     const auto w13 = random_bf16(rng, static_cast<std::size_t>(G) * 2 * I * H, 1.0f / std::sqrt(static_cast<float>(H)));
@@ -208,7 +223,9 @@ TEST_CASE("every expert FFN path matches a float64 reference") {
       const auto bytes = std::max(gc::expert_ffn_workspace_size(f, path), gc::expert_ffn_workspace_size(f, gc::gemm_path::grouped));
       device_buffer<unsigned char> ws(bytes);
       d_y.poison(0xff);
-      REQUIRE(gc::expert_ffn_async(f, path, gc::host_group_sizes{g.counts, g.offsets}, handle.h, ws.get(), bytes, nullptr)
+      REQUIRE(gc::expert_ffn_async(f, path, gc::host_group_sizes{g.counts, g.offsets},
+                                   path == gc::gemm_path::per_group ? workers.context() : gc::cublas_context{handle.h},
+                                   ws.get(), bytes, nullptr)
                   .ok());
       REQUIRE(cudaDeviceSynchronize() == cudaSuccess);
       const auto r = compare(g, H, d_y.download(), ref);
@@ -241,7 +258,7 @@ TEST_CASE("the device-count FFN path captured in a CUDA graph follows new counts
   REQUIRE(cudaStreamCreate(&s) == cudaSuccess);
   cudaGraph_t graph;
   REQUIRE(cudaStreamBeginCapture(s, cudaStreamCaptureModeThreadLocal) == cudaSuccess);
-  const bool launched = gc::expert_ffn_async(f, path, {}, nullptr, ws.get(), ws.size(), s).ok();
+  const bool launched = gc::expert_ffn_async(f, path, {}, {}, ws.get(), ws.size(), s).ok();
   REQUIRE(cudaStreamEndCapture(s, &graph) == cudaSuccess);
   REQUIRE(launched);
   cudaGraphExec_t exec;
@@ -293,18 +310,18 @@ TEST_CASE("a grouped GEMM the paths cannot run is refused before any launch") {
   CHECK(gc::can_implement(p, gc::gemm_path::grouped).code == gc::status_code::invalid_argument);
   p.x = reinterpret_cast<const gc::bf16*>(buf);
   // host paths need the host sizes
-  CHECK(gc::grouped_gemm_async(p, gc::gemm_path::per_group, {}, nullptr, nullptr, 0, nullptr).code ==
+  CHECK(gc::grouped_gemm_async(p, gc::gemm_path::per_group, {}, {}, nullptr, 0, nullptr).code ==
         gc::status_code::invalid_argument);
   // workspace too small for the grouped path
   const std::int32_t counts[2] = {1, 1}, offsets[3] = {0, 1, 2};
-  CHECK(gc::grouped_gemm_async(p, gc::gemm_path::grouped, gc::host_group_sizes{counts, offsets}, nullptr, nullptr, 0,
+  CHECK(gc::grouped_gemm_async(p, gc::gemm_path::grouped, gc::host_group_sizes{counts, offsets}, {}, nullptr, 0,
                                nullptr)
             .code == gc::status_code::workspace_too_small);
 }
 
 TEST_CASE("automatic picks the device kernel for few rows and cuBLAS for many") {
   const gc::grouped_gemm_problem p{.num_groups = 4, .n = 4096, .k = 4096};
-  const std::vector<std::int32_t> few{1, 0, 3, 2}, many{2000, 3000, 0, 2500}, mid{100, 200, 0, 300};
+  const std::vector<std::int32_t> few{1, 0, 3, 2}, many{2000, 3000, 0, 2500}, mid{20, 100, 0, 60};
   const std::vector<std::int32_t> off(5, 0);
   CHECK(gc::choose_gemm_path(p, {}) == gc::gemm_path::device_counts);
   CHECK(gc::choose_gemm_path(p, {few, off}) == gc::gemm_path::device_counts);

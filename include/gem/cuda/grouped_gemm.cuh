@@ -6,15 +6,15 @@
 // gem/cuda/status.cuh.
 //
 // Host call sequence (setup once, then per step):
-//   cublasHandle_t h; cublasCreate(&h);                                   // setup
+//   cublas_workers workers(3);  auto ctx = workers.context();   // setup: handle + 3 side streams
 //   grouped_gemm_problem p{.num_groups = G, .n = N, .k = K, .capacity_rows = layout.capacity_rows,
 //                          .x = d_xp, .w = d_w, .y = d_yp, .counts = layout.group_counts,
 //                          .offsets = layout.group_offsets, .rows_hint = max rows you expect per group};
 //   if (!can_implement(p, path)) ...;  cudaMalloc(&ws, grouped_gemm_workspace_size(p, path));
 //   // per step, graph-capturable (counts stay on the device):
-//   grouped_gemm_async(p, gemm_path::device_counts, {}, h, ws, bytes, stream);
+//   grouped_gemm_async(p, gemm_path::device_counts, {}, ctx, ws, bytes, stream);
 //   // or, with the group sizes on the host (copy_group_sizes_async + stream sync), by regime:
-//   grouped_gemm_async(p, gemm_path::automatic, host_group_sizes{counts, offsets}, h, ws, bytes, stream);
+//   grouped_gemm_async(p, gemm_path::automatic, host_group_sizes{counts, offsets}, ctx, ws, bytes, stream);
 // expert_ffn_async takes the same steps for x -> silu(x·w1^T) * (x·w3^T) -> ·w2^T.
 #pragma once
 
@@ -27,6 +27,9 @@
 #include <cstddef>
 #include <cstdint>
 #include <span>
+#include <vector>
+
+#include "gem/error.hpp"
 
 #include "gem/cuda/detail/gemm_kernels.cuh"
 #include "gem/cuda/status.cuh"
@@ -82,12 +85,81 @@ struct host_group_sizes {
   [[nodiscard]] bool empty() const noexcept { return counts.empty(); }
 };
 
-// Regime boundaries for gemm_path::automatic (H200, sm_90). First-principles values: the device
-// kernel streams weights at memory speed while each weight element feeds <= 16 rows (below the
-// ~206 FLOP/byte ridge by far); a per-group cuBLAS call pays off once each active group alone fills
-// the 132 SMs with 128x256 tiles. To be confirmed with bench/cuda/grouped_gemm_bench.cu (RESULTS.md).
+/// cuBLAS resources the host paths use: `handle` runs on the call's stream; optional side streams
+/// (each with its own handle, so split-K workspaces never race) let per_group run several groups'
+/// GEMMs at once, forked from and joined back into the call's stream with `events` (one per side
+/// stream plus one). Setup resources: create them once (cublas_workers does), never per call.
+struct cublas_context {
+  cublasHandle_t handle = nullptr;
+  std::span<const cudaStream_t> side_streams{};
+  std::span<const cublasHandle_t> side_handles{};
+  std::span<const cudaEvent_t> events{};
+  [[nodiscard]] bool fans_out() const noexcept {
+    return !side_streams.empty() && side_handles.size() == side_streams.size() &&
+           events.size() == side_streams.size() + 1;
+  }
+};
+
+/// Owns a cuBLAS handle plus `side` streams, handles and events for cublas_context (setup; throws
+/// gem::cuda_error when CUDA or cuBLAS refuses).
+class cublas_workers {
+ public:
+  explicit cublas_workers(int side = 3) {
+    try {
+      create(side);
+    } catch (...) {
+      release();
+      throw;
+    }
+  }
+  cublas_workers(const cublas_workers&) = delete;
+  cublas_workers& operator=(const cublas_workers&) = delete;
+  ~cublas_workers() { release(); }
+  [[nodiscard]] cublas_context context() const noexcept { return {handle_, streams_, handles_, events_}; }
+
+ private:
+  void create(int side) {
+    if (cublasCreate(&handle_) != CUBLAS_STATUS_SUCCESS) throw gem::cuda_error("cublas_workers: cublasCreate failed");
+    for (int i = 0; i < side; ++i) {
+      cudaStream_t s{};
+      cublasHandle_t h{};
+      if (cudaStreamCreateWithFlags(&s, cudaStreamNonBlocking) != cudaSuccess)
+        throw gem::cuda_error("cublas_workers: cudaStreamCreate failed");
+      streams_.push_back(s);
+      if (cublasCreate(&h) != CUBLAS_STATUS_SUCCESS) throw gem::cuda_error("cublas_workers: cublasCreate failed");
+      handles_.push_back(h);
+    }
+    for (int i = 0; i <= side; ++i) {
+      cudaEvent_t e{};
+      if (cudaEventCreateWithFlags(&e, cudaEventDisableTiming) != cudaSuccess)
+        throw gem::cuda_error("cublas_workers: cudaEventCreate failed");
+      events_.push_back(e);
+    }
+  }
+  void release() noexcept {
+    for (auto e : events_) (void)cudaEventDestroy(e);
+    for (auto h : handles_) (void)cublasDestroy(h);
+    for (auto s : streams_) (void)cudaStreamDestroy(s);
+    if (handle_) (void)cublasDestroy(handle_);
+    events_.clear();
+    handles_.clear();
+    streams_.clear();
+    handle_ = nullptr;
+  }
+  cublasHandle_t handle_ = nullptr;
+  std::vector<cudaStream_t> streams_;
+  std::vector<cublasHandle_t> handles_;
+  std::vector<cudaEvent_t> events_;
+};
+
+// Regime boundaries for gemm_path::automatic, from bench/cuda/grouped_gemm_bench.cu on the H200
+// (2026-11-29, bench/RESULTS.md): the device kernel streams weights at >= 100% of copy bandwidth
+// up to 8 rows per group and wins up to ~16 (DeepSeek-V3 T=128: 3.34 ms vs 3.86 ms grouped cuBLAS);
+// cublasGemmGroupedBatchedEx wins at 16-128 rows per active group (Qwen3 T=1024: 0.30 ms vs 1.5 ms
+// per-group loop) and loses 1.7-2.3x to the per-group loop from ~256 rows (Mixtral T=1024 down:
+// 1.07 ms vs 0.46 ms; DeepSeek-V3 T=8192: 15.2 ms vs 8.2 ms).
 constexpr std::int32_t device_path_max_rows = 16;
-constexpr std::int64_t per_group_min_tiles = 132;
+constexpr std::int32_t per_group_min_mean_rows = 192;
 /// cuBLAS grouped call: host arrays live on the stack, so the active groups are capped.
 constexpr std::int32_t max_cublas_groups = 1024;
 
@@ -100,15 +172,16 @@ inline std::size_t align256(std::size_t v) noexcept { return (v + 255) / 256 * 2
 [[nodiscard]] inline gemm_path choose_gemm_path(const grouped_gemm_problem& p, const host_group_sizes& sizes) noexcept {
   if (sizes.empty()) return gemm_path::device_counts;
   std::int32_t max_rows = 0, active = 0;
-  std::int64_t min_tiles = INT64_MAX;
+  std::int64_t rows = 0;
   for (const auto c : sizes.counts) {
     if (c <= 0) continue;
     ++active;
+    rows += c;
     max_rows = std::max(max_rows, c);
-    min_tiles = std::min<std::int64_t>(min_tiles, static_cast<std::int64_t>((c + 127) / 128) * ((p.n + 255) / 256));
   }
   if (active == 0 || max_rows <= device_path_max_rows) return gemm_path::device_counts;
-  if (min_tiles >= per_group_min_tiles || active > max_cublas_groups) return gemm_path::per_group;
+  if (rows >= static_cast<std::int64_t>(per_group_min_mean_rows) * active || active > max_cublas_groups)
+    return gemm_path::per_group;
   return gemm_path::grouped;
 }
 
@@ -135,9 +208,11 @@ namespace detail {
 
 inline status launch_gemv(const grouped_gemm_problem& p, bool gated, std::int32_t up_offset, std::int64_t w_stride,
                           cudaStream_t stream) noexcept {
-  gemv_params q{p.x, p.w, p.y, p.counts, p.offsets, p.num_groups, p.n, p.k, w_stride, up_offset};
+  const std::int32_t ks = gemv_ksplit(p.k);
+  gemv_params q{p.x, p.w, p.y, p.counts, p.offsets, p.num_groups, p.n, p.k, w_stride, up_offset, ks};
   const std::int32_t active = p.max_active_groups > 0 ? std::min(p.max_active_groups, p.num_groups) : p.num_groups;
-  const dim3 grid(static_cast<unsigned>(p.n / gemv_cols), static_cast<unsigned>(active));
+  const std::int32_t cols = gemv_cols * (gemv_warps / ks);
+  const dim3 grid(static_cast<unsigned>((p.n + cols - 1) / cols), static_cast<unsigned>(active));
   const bool wide = p.rows_hint > 8;
   if (gated) {
     if (wide) grouped_gemv_kernel<2, true><<<grid, gemv_threads, 0, stream>>>(q);
@@ -149,21 +224,41 @@ inline status launch_gemv(const grouped_gemm_problem& p, bool gated, std::int32_
   return from_cuda(cudaGetLastError());
 }
 
-inline status run_per_group(const grouped_gemm_problem& p, const host_group_sizes& s, cublasHandle_t h,
+inline status run_per_group(const grouped_gemm_problem& p, const host_group_sizes& s, const cublas_context& ctx,
                             cudaStream_t stream) noexcept {
-  if (auto st = from_cublas(cublasSetStream(h, stream)); !st) return st;
   const float alpha = 1.0f, beta = 0.0f;
   const auto w_stride = static_cast<std::int64_t>(p.n) * p.k;
-  for (std::int32_t g = 0; g < p.num_groups; ++g) {
+  const bool fan = ctx.fans_out();
+  const std::size_t lanes = fan ? ctx.side_streams.size() + 1 : 1;
+  if (fan) {  // fork: side streams wait for the work before this call
+    if (auto e = cudaEventRecord(ctx.events[0], stream); e != cudaSuccess) return from_cuda(e);
+    for (std::size_t i = 0; i + 1 < lanes; ++i)
+      if (auto e = cudaStreamWaitEvent(ctx.side_streams[i], ctx.events[0], 0); e != cudaSuccess) return from_cuda(e);
+  }
+  status result{};
+  std::size_t lane = 0;
+  for (std::int32_t g = 0; g < p.num_groups && result.ok(); ++g) {
     const auto m = s.counts[static_cast<std::size_t>(g)];
     if (m <= 0) continue;
+    cublasHandle_t h = lane == 0 ? ctx.handle : ctx.side_handles[lane - 1];
+    cudaStream_t st = lane == 0 ? stream : ctx.side_streams[lane - 1];
+    lane = (lane + 1) % lanes;
+    if (auto r = from_cublas(cublasSetStream(h, st)); !r) {
+      result = r;
+      break;
+    }
     const auto off = static_cast<std::int64_t>(s.offsets[static_cast<std::size_t>(g)]);
-    const auto st = cublasGemmEx(h, CUBLAS_OP_T, CUBLAS_OP_N, p.n, m, p.k, &alpha, p.w + g * w_stride, CUDA_R_16BF,
-                                 p.k, p.x + off * p.k, CUDA_R_16BF, p.k, &beta, p.y + off * p.n, CUDA_R_16BF, p.n,
-                                 CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT);
-    if (st != CUBLAS_STATUS_SUCCESS) return from_cublas(st);
+    result = from_cublas(cublasGemmEx(h, CUBLAS_OP_T, CUBLAS_OP_N, p.n, m, p.k, &alpha, p.w + g * w_stride, CUDA_R_16BF,
+                                      p.k, p.x + off * p.k, CUDA_R_16BF, p.k, &beta, p.y + off * p.n, CUDA_R_16BF, p.n,
+                                      CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
   }
-  return {};
+  if (fan) {  // join, also after an error, so no side stream is left forked
+    for (std::size_t i = 0; i + 1 < lanes; ++i) {
+      if (auto e = cudaEventRecord(ctx.events[i + 1], ctx.side_streams[i]); e != cudaSuccess) return from_cuda(e);
+      if (auto e = cudaStreamWaitEvent(stream, ctx.events[i + 1], 0); e != cudaSuccess) return from_cuda(e);
+    }
+  }
+  return result;
 }
 
 inline status run_grouped(const grouped_gemm_problem& p, const host_group_sizes& s, cublasHandle_t h, void* ws,
@@ -213,22 +308,24 @@ inline status run_grouped(const grouped_gemm_problem& p, const host_group_sizes&
 /// Enqueues y_g = x_g · w_g^T for every group on `stream` and returns before it finishes.
 /// `sizes` (host copies of counts and offsets) are required by per_group and grouped, optional for
 /// automatic (empty: device_counts) and ignored by device_counts. Only device_counts is
-/// graph-capturable. `handle` is used by the cuBLAS paths (its stream is set to `stream`).
+/// graph-capturable. The cuBLAS paths use `cublas.handle` on `stream` (per_group also the side
+/// streams, when given, forked from and joined back into `stream`).
 [[nodiscard]] inline status grouped_gemm_async(const grouped_gemm_problem& p, gemm_path path,
-                                               const host_group_sizes& sizes, cublasHandle_t handle, void* workspace,
-                                               std::size_t workspace_bytes, cudaStream_t stream) noexcept {
+                                               const host_group_sizes& sizes, const cublas_context& cublas,
+                                               void* workspace, std::size_t workspace_bytes,
+                                               cudaStream_t stream) noexcept {
   if (path == gemm_path::automatic) path = choose_gemm_path(p, sizes);
   if (auto s = can_implement(p, path); !s) return s;
   if (workspace_bytes < grouped_gemm_workspace_size(p, path)) return {status_code::workspace_too_small, cudaSuccess, 0};
   if (path != gemm_path::device_counts &&
       (sizes.counts.size() != static_cast<std::size_t>(p.num_groups) ||
-       sizes.offsets.size() != static_cast<std::size_t>(p.num_groups) + 1 || !handle))
+       sizes.offsets.size() != static_cast<std::size_t>(p.num_groups) + 1 || !cublas.handle))
     return detail::bad_argument();
   switch (path) {
     case gemm_path::device_counts:
       return detail::launch_gemv(p, false, 0, static_cast<std::int64_t>(p.n) * p.k, stream);
-    case gemm_path::per_group: return detail::run_per_group(p, sizes, handle, stream);
-    case gemm_path::grouped: return detail::run_grouped(p, sizes, handle, workspace, stream);
+    case gemm_path::per_group: return detail::run_per_group(p, sizes, cublas, stream);
+    case gemm_path::grouped: return detail::run_grouped(p, sizes, cublas.handle, workspace, stream);
     case gemm_path::automatic: break;
   }
   return detail::bad_argument();
@@ -293,7 +390,7 @@ inline std::size_t act_bytes(const expert_ffn_problem& f) noexcept {
 /// graph-capturable; on the cuBLAS paths, gate/up GEMM, SiLU·mul kernel, down GEMM. Rows outside
 /// every group of y are not written.
 [[nodiscard]] inline status expert_ffn_async(const expert_ffn_problem& f, gemm_path path, const host_group_sizes& sizes,
-                                             cublasHandle_t handle, void* workspace, std::size_t workspace_bytes,
+                                             const cublas_context& cublas, void* workspace, std::size_t workspace_bytes,
                                              cudaStream_t stream) noexcept {
   if (auto s = can_implement(f, path); !s) return s;
   auto* act = static_cast<bf16*>(workspace);
@@ -305,7 +402,7 @@ inline std::size_t act_bytes(const expert_ffn_problem& f) noexcept {
     gu.n = f.inter;  // the kernel writes silu(gate) * up: I columns per row
     if (auto s = detail::launch_gemv(gu, true, f.inter, static_cast<std::int64_t>(2) * f.inter * f.hidden, stream); !s)
       return s;
-    return grouped_gemm_async(detail::down_part(f, act), path, sizes, handle, nullptr, 0, stream);
+    return grouped_gemm_async(detail::down_part(f, act), path, sizes, cublas, nullptr, 0, stream);
   }
   auto* base = static_cast<char*>(workspace) + detail::act_bytes(f);
   auto* h = reinterpret_cast<bf16*>(base);
@@ -313,12 +410,12 @@ inline std::size_t act_bytes(const expert_ffn_problem& f) noexcept {
                                         sizeof(bf16));
   void* ptrs = base + h_bytes;
   const auto ptr_bytes = workspace_bytes - detail::act_bytes(f) - h_bytes;
-  if (auto s = grouped_gemm_async(detail::gate_up_part(f, h), path, sizes, handle, ptrs, ptr_bytes, stream); !s) return s;
+  if (auto s = grouped_gemm_async(detail::gate_up_part(f, h), path, sizes, cublas, ptrs, ptr_bytes, stream); !s) return s;
   if (f.capacity_rows > 0) {
     detail::silu_mul_kernel<<<f.capacity_rows, 128, 0, stream>>>(h, act, f.inter, f.offsets + f.num_groups);
     if (auto s = from_cuda(cudaGetLastError()); !s) return s;
   }
-  return grouped_gemm_async(detail::down_part(f, act), path, sizes, handle, ptrs, ptr_bytes, stream);
+  return grouped_gemm_async(detail::down_part(f, act), path, sizes, cublas, ptrs, ptr_bytes, stream);
 }
 
 }  // namespace gem::cuda

@@ -71,7 +71,9 @@ using bf16 = __nv_bfloat16;
                                           const float* weights, const bf16* y, std::int32_t hidden,
                                           const bf16* residual, bf16* out, cudaStream_t stream) noexcept {
   if (auto s = can_implement_combine(layout, num_tokens, top_k, hidden, y, residual, out); !s) return s;
-  detail::combine_rows_kernel<<<num_tokens, detail::combine_threads, 0, stream>>>(
+  const dim3 grid(static_cast<unsigned>(num_tokens),
+                  static_cast<unsigned>((hidden / 8 + detail::combine_threads - 1) / detail::combine_threads));
+  detail::combine_rows_kernel<<<grid, detail::combine_threads, 0, stream>>>(
       reinterpret_cast<const int4*>(y), reinterpret_cast<const int4*>(residual), reinterpret_cast<int4*>(out),
       hidden / 8, top_k, layout.src_to_perm, weights);
   return from_cuda(cudaGetLastError());

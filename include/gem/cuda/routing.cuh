@@ -83,6 +83,7 @@ struct routing_layout {
   std::int32_t* src_to_perm = nullptr;      ///< [T*k] permuted row, -1 for an id outside [0, E)
   float* perm_weights = nullptr;            ///< [capacity_rows] weight of each permuted row, 0 for padding
   std::int32_t* num_invalid = nullptr;      ///< [1] ids outside [0, E) in the last call
+  std::int32_t* tile_counts = nullptr;      ///< scratch: per-tile group counts of large layouts
 };
 
 namespace detail {
@@ -90,13 +91,17 @@ constexpr std::size_t align_up(std::size_t v, std::size_t a) noexcept { return (
 /// Shared memory the layout kernel may use without raising its limit (48 KiB less static slack).
 /// Sized so that 32 warps fit up to 352 groups (DeepSeek-V3's 256 experts, or 288 slots).
 constexpr std::size_t routing_smem_budget = 46 * 1024;
-constexpr int routing_threads = 1024;
-/// Warps owning a chunk each: as many as shared memory allows for G groups, at most 32.
+/// Warps per block (each owns 32 * routing_per_lane consecutive assignments of the block's tile):
+/// as many as shared memory allows for G groups, at most 32.
 constexpr int routing_warps(std::int32_t groups, std::int32_t gpus) noexcept {
-  const std::size_t fixed = (static_cast<std::size_t>(groups) + 40 + static_cast<std::size_t>(gpus)) * 4;
+  const std::size_t fixed = (3 * static_cast<std::size_t>(groups) + 40 + static_cast<std::size_t>(gpus)) * 4;
   if (fixed >= routing_smem_budget) return 0;
   const auto w = (routing_smem_budget - fixed) / (static_cast<std::size_t>(groups) * 4);
   return static_cast<int>(std::min<std::size_t>(w, 32));
+}
+/// Assignments per block (one tile) and tiles for `cfg`'s T*k assignments.
+constexpr std::int64_t routing_tile(std::int32_t groups, std::int32_t gpus) noexcept {
+  return static_cast<std::int64_t>(routing_warps(groups, gpus)) * 32 * routing_per_lane;
 }
 }  // namespace detail
 
@@ -126,8 +131,10 @@ constexpr int routing_warps(std::int32_t groups, std::int32_t gpus) noexcept {
   const auto gpus = static_cast<std::size_t>(cfg.placement.num_slots > 0 ? cfg.placement.num_gpus : 0);
   const auto cap = static_cast<std::size_t>(std::max<std::int64_t>(cfg.capacity_rows(), 0));
   const auto n = static_cast<std::size_t>(cfg.num_tokens) * static_cast<std::size_t>(cfg.top_k);
+  const auto tile = static_cast<std::size_t>(std::max<std::int64_t>(detail::routing_tile(cfg.num_groups(), static_cast<std::int32_t>(gpus)), 1));
+  const auto tiles = (n + tile - 1) / tile;
   return align_up((2 * G + 1) * 4, 256) + align_up(E * 4, 256) + align_up(gpus * 4 + 4, 256) +
-         2 * align_up(cap * 4, 256) + align_up(n * 4, 256) + 256;
+         2 * align_up(cap * 4, 256) + align_up(n * 4, 256) + align_up(tiles * (G + 1) * 4, 256) + 256;
 }
 
 /// Points `out`'s arrays into `workspace` (device memory of at least routing_workspace_size bytes,
@@ -165,6 +172,8 @@ constexpr int routing_warps(std::int32_t groups, std::int32_t gpus) noexcept {
   l.perm_weights = reinterpret_cast<float*>(p);
   p += align_up(cap * 4, 256);
   l.src_to_perm = reinterpret_cast<std::int32_t*>(p);
+  p += align_up(n * 4, 256);
+  l.tile_counts = reinterpret_cast<std::int32_t*>(p);
   *out = l;
   return {};
 }
@@ -186,7 +195,6 @@ template <class Id>
   p.num_groups = cfg.num_groups();
   p.tile_rows = cfg.tile_rows;
   p.capacity_rows = layout.capacity_rows;
-  p.num_warps = routing_warps(p.num_groups, gpus);
   p.num_slots = pl.num_slots;
   p.num_gpus = gpus;
   p.max_replicas = pl.max_replicas;
@@ -201,9 +209,17 @@ template <class Id>
   p.src_to_perm = layout.src_to_perm;
   p.perm_weights = layout.perm_weights;
   p.num_invalid = layout.num_invalid;
-  const std::size_t smem =
-      (static_cast<std::size_t>(p.num_warps + 1) * p.num_groups + 40 + static_cast<std::size_t>(gpus)) * 4;
-  routing_layout_kernel<Id><<<1, routing_threads, smem, stream>>>(p, ids, weights);
+  const int warps = routing_warps(p.num_groups, gpus);
+  const auto tile = routing_tile(p.num_groups, gpus);
+  const auto tiles = static_cast<std::int32_t>((p.num_assignments + tile - 1) / tile);
+  const std::size_t smem = (static_cast<std::size_t>(warps + 3) * p.num_groups + 40 + static_cast<std::size_t>(gpus)) * 4;
+  if (tiles > 1) {
+    routing_count_kernel<Id><<<tiles, warps * 32, (static_cast<std::size_t>(p.num_groups) + 1) * 4, stream>>>(
+        p, ids, layout.tile_counts);
+    if (auto e = cudaGetLastError(); e != cudaSuccess) return from_cuda(e);
+  }
+  routing_place_kernel<Id><<<tiles, warps * 32, smem, stream>>>(p, ids, weights, tiles > 1 ? layout.tile_counts : nullptr,
+                                                                tiles);
   return from_cuda(cudaGetLastError());
 }
 }  // namespace detail

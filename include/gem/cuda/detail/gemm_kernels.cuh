@@ -20,7 +20,15 @@ namespace gem::cuda::detail {
 constexpr int gemv_warps = 8;
 constexpr int gemv_threads = gemv_warps * 32;
 constexpr int gemv_loads_in_flight = 8;  // 16-byte weight vectors per thread per iteration
-constexpr int gemv_cols = 16;            // output columns per block (one m16n8k16 A tile)
+constexpr int gemv_cols = 16;            // output columns per column tile (one m16n8k16 A tile)
+
+/// Warps that split K for one column tile (the block's other warps take other column tiles):
+/// enough that each warp streams >= 8 chunks of 32 k per row (H200: at K = 768 a full 8-way split
+/// left each warp one load round trip and the down GEMM of Qwen3 at 50% of copy bandwidth).
+constexpr std::int32_t gemv_ksplit(std::int32_t k) noexcept {
+  const std::int32_t chunks = k / 32;
+  return chunks >= 64 ? 8 : chunks >= 32 ? 4 : chunks >= 16 ? 2 : 1;
+}
 
 struct gemv_params {
   const __nv_bfloat16* x;      // [rows][k]
@@ -33,6 +41,7 @@ struct gemv_params {
   std::int32_t k;
   std::int64_t w_group_stride; // elements between groups of w
   std::int32_t up_offset;      // gated: first row of the up half in each group's w
+  std::int32_t ksplit;         // warps per column tile (1, 2, 4 or 8)
 };
 
 __device__ __forceinline__ uint4 ld_stream(const void* p) {
@@ -97,10 +106,10 @@ __device__ __forceinline__ std::int32_t nth_active_group(const std::int32_t* cou
 }
 
 /// Grouped y_g = x_g · w_g^T for few rows per group, streaming each active group's weights once.
-/// Grid: x = n_out / 16 column tiles, y = (at most) the number of active groups; block y finds the
-/// y-th group with rows. Rows are processed 8*MT at a time (more rows: more passes over the same
-/// weights, from L2). Gated: the block also streams the matching up rows and writes
-/// silu(x·gate) * (x·up).
+/// Grid: x = column blocks of 16 * (8 / ksplit) columns, y = (at most) the number of active groups;
+/// block y finds the y-th group with rows. Warp w takes column tile w / ksplit and the K slice
+/// w % ksplit. Rows are processed 8*MT at a time (more rows: more passes over the same weights,
+/// from L2). Gated: each tile also streams the matching up rows and writes silu(x·gate) * (x·up).
 template <int MT, bool Gated>
 __global__ void __launch_bounds__(gemv_threads, 2) grouped_gemv_kernel(gemv_params p) {
   constexpr int NT = Gated ? 2 : 1;
@@ -114,16 +123,19 @@ __global__ void __launch_bounds__(gemv_threads, 2) grouped_gemv_kernel(gemv_para
   const std::int64_t row0 = p.offsets[g];
   const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
   const int gl = lane >> 2, cl = lane & 3;
-  const std::int32_t n0 = static_cast<std::int32_t>(blockIdx.x) * gemv_cols;
+  const int ks = p.ksplit, tiles = gemv_warps / ks;
+  const int ctile = warp / ks, kslice = warp % ks;
+  const std::int32_t n0 = (static_cast<std::int32_t>(blockIdx.x) * tiles + ctile) * gemv_cols;
+  const bool col_ok = n0 < p.n_out;
   const std::int32_t K = p.k;
-  const std::int32_t chunks = K / 32;
+  const std::int32_t chunks = col_ok ? K / 32 : 0;
 
   const __nv_bfloat16* wg = p.w + static_cast<std::int64_t>(g) * p.w_group_stride;
   const __nv_bfloat16* wlo[NT];
   const __nv_bfloat16* whi[NT];
 #pragma unroll
   for (int t = 0; t < NT; ++t) {
-    const std::int32_t r = n0 + gl + (t == 1 ? p.up_offset : 0);
+    const std::int32_t r = (col_ok ? n0 : 0) + gl + (t == 1 ? p.up_offset : 0);
     wlo[t] = wg + static_cast<std::int64_t>(r) * K + cl * 8;
     whi[t] = wg + static_cast<std::int64_t>(r + 8) * K + cl * 8;
   }
@@ -142,11 +154,11 @@ __global__ void __launch_bounds__(gemv_threads, 2) grouped_gemv_kernel(gemv_para
       xok[i] = r < m;
       xr[i] = p.x + (row0 + (xok[i] ? r : 0)) * K + cl * 8;
     }
-    for (std::int32_t c0 = warp; c0 < chunks; c0 += gemv_warps * U) {
+    for (std::int32_t c0 = kslice; c0 < chunks; c0 += ks * U) {
       uint4 lo[U][NT], hi[U][NT], xv[U][MT];
 #pragma unroll
       for (int u = 0; u < U; ++u) {
-        const std::int32_t c = c0 + u * gemv_warps;
+        const std::int32_t c = c0 + u * ks;
         const bool ok = c < chunks;
         const std::int64_t koff = static_cast<std::int64_t>(c) * 32;
 #pragma unroll
@@ -164,7 +176,7 @@ __global__ void __launch_bounds__(gemv_threads, 2) grouped_gemv_kernel(gemv_para
 #pragma unroll
           for (int t = 0; t < NT; ++t) mma_chunk(acc[i][t], lo[u][t], hi[u][t], xv[u][i]);
     }
-    // Sum the warps' partial products (each warp took a slice of K).
+    // Sum the K slices of each column tile.
 #pragma unroll
     for (int i = 0; i < MT; ++i)
 #pragma unroll
@@ -172,14 +184,16 @@ __global__ void __launch_bounds__(gemv_threads, 2) grouped_gemv_kernel(gemv_para
 #pragma unroll
         for (int q = 0; q < 4; ++q) red[warp][(i * NT + t) * 4 + q][lane] = acc[i][t][q];
     __syncthreads();
-    for (int idx = tid; idx < MT * 4 * 32; idx += gemv_threads) {
-      const int i = idx / 128, q = (idx / 32) % 4, ln = idx % 32;
+    for (int idx = tid; idx < tiles * MT * 4 * 32; idx += gemv_threads) {
+      const int tile = idx / (MT * 128), rem = idx % (MT * 128);
+      const int i = rem / 128, q = (rem / 32) % 4, ln = rem % 32;
+      const std::int32_t tn0 = (static_cast<std::int32_t>(blockIdx.x) * tiles + tile) * gemv_cols;
+      if (tn0 >= p.n_out) continue;
       float v[NT];
 #pragma unroll
       for (int t = 0; t < NT; ++t) {
         float s = 0.0f;
-#pragma unroll
-        for (int w = 0; w < gemv_warps; ++w) s += red[w][(i * NT + t) * 4 + q][ln];
+        for (int w = tile * ks; w < (tile + 1) * ks; ++w) s += red[w][(i * NT + t) * 4 + q][ln];
         v[t] = s;
       }
       const int col = (ln >> 2) + (q >= 2 ? 8 : 0);
@@ -192,7 +206,7 @@ __global__ void __launch_bounds__(gemv_threads, 2) grouped_gemv_kernel(gemv_para
           const float up = __bfloat162float(__float2bfloat16_rn(v[NT - 1]));
           out = silu_mul(gate, up);
         }
-        p.y[(row0 + r) * p.n_out + n0 + col] = __float2bfloat16_rn(out);
+        p.y[(row0 + r) * p.n_out + tn0 + col] = __float2bfloat16_rn(out);
       }
     }
     __syncthreads();

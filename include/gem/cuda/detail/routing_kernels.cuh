@@ -33,7 +33,6 @@ struct routing_params {
   std::int32_t num_groups;
   std::int32_t tile_rows;
   std::int32_t capacity_rows;
-  std::int32_t num_warps;  // warps that own a chunk each (<= 32)
   // placement (num_slots == 0: group = expert)
   std::int32_t num_slots;
   std::int32_t num_gpus;
@@ -70,163 +69,217 @@ __device__ __forceinline__ std::int32_t routing_group(const routing_params& p, s
   return slot;
 }
 
-/// Assignments a warp loads ahead of use, so that their loads overlap.
-constexpr int routing_batch = 8;
+/// Assignments each thread holds in registers: a block of W warps owns a tile of W*32*per_lane
+/// consecutive assignments (H200: 4 per lane -> 4096-assignment tiles, 16 tiles at 64K).
+constexpr int routing_per_lane = 4;
 
-/// One block of 1024 threads. Warp w owns the contiguous chunk [w*chunk, (w+1)*chunk) of the
-/// assignments. Pass 1 counts each chunk per group into the warp's shared-memory histogram; pass 2
-/// scans (group-major, then warp) into start rows and writes counts, offsets, padding markers;
-/// pass 3 walks each chunk again in order and places assignments, so order within a group is
-/// source order (stable).
 template <class Id>
-__global__ void __launch_bounds__(1024) routing_layout_kernel(routing_params p, const Id* __restrict__ ids,
-                                                              const float* __restrict__ weights) {
-  extern __shared__ std::int32_t smem[];
+__device__ __forceinline__ void routing_load(const routing_params& p, const Id* __restrict__ ids,
+                                             const float* __restrict__ weights, std::int32_t tile_begin,
+                                             std::int32_t (&key)[routing_per_lane], float (&wt)[routing_per_lane]) {
+  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+  const std::int32_t base = tile_begin + warp * 32 * routing_per_lane + lane;
+  Id v[routing_per_lane];
+#pragma unroll
+  for (int u = 0; u < routing_per_lane; ++u) {
+    const std::int32_t i = base + u * 32;
+    v[u] = i < p.num_assignments ? ids[i] : Id{0};
+    wt[u] = i < p.num_assignments && weights ? weights[i] : 1.0f;
+  }
+#pragma unroll
+  for (int u = 0; u < routing_per_lane; ++u) {
+    const std::int32_t i = base + u * 32;
+    key[u] = i < p.num_assignments ? routing_group(p, i, v[u]) : -2;
+  }
+}
+
+/// Pass 1 of a multi-tile layout: per-tile group counts (and invalid ids in column G) into
+/// tile_hist[tile][G + 1]. One block per tile.
+template <class Id>
+__global__ void __launch_bounds__(1024) routing_count_kernel(routing_params p, const Id* __restrict__ ids,
+                                                             std::int32_t* __restrict__ tile_hist) {
+  extern __shared__ std::int32_t hist[];  // [G + 1]
   const std::int32_t G = p.num_groups;
-  std::int32_t* hist = smem;                                    // [num_warps][G]
-  std::int32_t* base = smem + p.num_warps * G;                  // [G] padded start of each group
-  std::int32_t* scratch = base + G;                             // [33] scan carry, invalid count
-  std::int32_t* gpu_acc = scratch + 40;                         // [num_gpus]
-  const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
-  const int nthreads = blockDim.x;
-
-  for (int i = tid; i < p.num_warps * G; i += nthreads) hist[i] = 0;
-  for (int i = tid; i < p.num_gpus; i += nthreads) gpu_acc[i] = 0;
-  if (tid == 0) scratch[32] = 0;
+  for (std::int32_t g = threadIdx.x; g <= G; g += blockDim.x) hist[g] = 0;
   __syncthreads();
-
-  const std::int32_t n = p.num_assignments;
-  const std::int32_t chunk = ((n + p.num_warps - 1) / p.num_warps + 31) & ~31;
-  const std::int32_t begin = warp * chunk;
-  const std::int32_t end = min(n, begin + chunk);
-  const std::uint32_t lt_mask = (1u << lane) - 1u;
-
-  // Pass 1: per-warp histograms.
-  if (warp < p.num_warps) {
-    int invalid = 0;
-    for (std::int32_t b = begin; b < end; b += 32 * routing_batch) {
-      Id v[routing_batch];
+  std::int32_t key[routing_per_lane];
+  float wt[routing_per_lane];
+  const std::int32_t tile = static_cast<std::int32_t>(blockDim.x) * routing_per_lane;
+  routing_load<Id>(p, ids, nullptr, static_cast<std::int32_t>(blockIdx.x) * tile, key, wt);
 #pragma unroll
-      for (int u = 0; u < routing_batch; ++u) {
-        const std::int32_t i = b + u * 32 + lane;
-        v[u] = i < end ? ids[i] : Id{0};
-      }
+  for (int u = 0; u < routing_per_lane; ++u)
+    if (key[u] != -2) atomicAdd(&hist[key[u] >= 0 ? key[u] : G], 1);
+  __syncthreads();
+  for (std::int32_t g = threadIdx.x; g <= G; g += blockDim.x)
+    tile_hist[static_cast<std::int64_t>(blockIdx.x) * (G + 1) + g] = hist[g];
+}
+
+/// Exclusive block scan of v over all threads (blockDim a multiple of 32); returns the exclusive
+/// prefix and adds the block total to `carry`. `scratch` holds >= 32 ints.
+__device__ __forceinline__ std::int32_t block_exclusive_scan(std::int32_t v, std::int32_t& carry, std::int32_t* scratch) {
+  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, nw = blockDim.x >> 5;
+  std::int32_t x = v;
 #pragma unroll
-      for (int u = 0; u < routing_batch; ++u) {
-        const std::int32_t i = b + u * 32 + lane;
-        if (b + u * 32 >= end) break;
-        const std::int32_t g = i < end ? routing_group(p, i, v[u]) : -2;
-        invalid += g == -1;
-        const std::uint32_t peers = __match_any_sync(0xffffffffu, g);
-        if (g >= 0 && (peers & lt_mask) == 0) hist[warp * G + g] += __popc(peers);
-        __syncwarp();  // the next leader of g may be another lane
-      }
+  for (int d = 1; d < 32; d <<= 1) {
+    const std::int32_t y = __shfl_up_sync(0xffffffffu, x, d);
+    if (lane >= d) x += y;
+  }
+  if (lane == 31) scratch[warp] = x;
+  __syncthreads();
+  if (warp == 0) {
+    std::int32_t w = lane < nw ? scratch[lane] : 0;
+#pragma unroll
+    for (int d = 1; d < 32; d <<= 1) {
+      const std::int32_t y = __shfl_up_sync(0xffffffffu, w, d);
+      if (lane >= d) w += y;
     }
-    if (invalid) atomicAdd(&scratch[32], invalid);
+    if (lane < nw) scratch[lane] = w;
   }
   __syncthreads();
+  const std::int32_t excl = carry + (warp > 0 ? scratch[warp - 1] : 0) + x - v;
+  carry += scratch[nw - 1];
+  __syncthreads();
+  return excl;
+}
 
-  // Pass 2a: per group, exclusive scan over warps; total count; padded size.
-  for (std::int32_t g = tid; g < G; g += nthreads) {
+/// Places one tile per block. Group totals come from tile_hist (all tiles; nullptr when the whole
+/// input is one tile: then from this block's own counts). Within the tile, warp w owns the
+/// contiguous run [w*32*per_lane, (w+1)*32*per_lane) and lane order inside it, so ranks follow
+/// source order: stable. Block 0 also writes counts, offsets, padding markers, per-expert and
+/// per-GPU counts and the invalid count.
+template <class Id>
+__global__ void __launch_bounds__(1024, 1) routing_place_kernel(routing_params p, const Id* __restrict__ ids,
+                                                             const float* __restrict__ weights,
+                                                             const std::int32_t* __restrict__ tile_hist,
+                                                             std::int32_t num_tiles) {
+  extern __shared__ std::int32_t smem[];
+  const std::int32_t G = p.num_groups;
+  const int W = blockDim.x >> 5;
+  const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
+  std::int32_t* hist = smem;            // [W][G] per-warp counts, then per-warp start rows
+  std::int32_t* total = hist + W * G;   // [G]
+  std::int32_t* start = total + G;      // [G] group base + rows of earlier tiles
+  std::int32_t* base = start + G;       // [G] padded group offsets
+  std::int32_t* scratch = base + G;     // [40]: scan, invalid count
+  std::int32_t* gpu_acc = scratch + 40; // [num_gpus]
+  const std::int32_t tile = static_cast<std::int32_t>(blockDim.x) * routing_per_lane;
+  const std::int32_t b = static_cast<std::int32_t>(blockIdx.x);
+
+  for (std::int32_t i = tid; i < W * G; i += blockDim.x) hist[i] = 0;
+  for (std::int32_t i = tid; i < p.num_gpus; i += blockDim.x) gpu_acc[i] = 0;
+  if (tid == 0) scratch[32] = 0;
+  std::int32_t key[routing_per_lane];
+  float wt[routing_per_lane];
+  routing_load<Id>(p, ids, weights, b * tile, key, wt);
+  __syncthreads();
+
+  const std::uint32_t lt_mask = (1u << lane) - 1u;
+  std::uint32_t peers[routing_per_lane];
+  int invalid = 0;
+#pragma unroll
+  for (int u = 0; u < routing_per_lane; ++u) {
+    peers[u] = __match_any_sync(0xffffffffu, key[u]);
+    invalid += key[u] == -1;
+    if (key[u] >= 0 && (peers[u] & lt_mask) == 0) hist[warp * G + key[u]] += __popc(peers[u]);
+    __syncwarp();  // the next leader of a group may be another lane
+  }
+  if (tile_hist == nullptr && invalid) atomicAdd(&scratch[32], invalid);
+  __syncthreads();
+
+  // Per group: exclusive scan over this tile's warps, totals, rows of earlier tiles.
+  for (std::int32_t g = tid; g < G; g += blockDim.x) {
     std::int32_t s = 0;
-    for (int w = 0; w < p.num_warps; ++w) {
+    for (int w = 0; w < W; ++w) {
       const std::int32_t c = hist[w * G + g];
       hist[w * G + g] = s;
       s += c;
     }
-    p.group_counts[g] = s;
-    base[g] = (s + p.tile_rows - 1) / p.tile_rows * p.tile_rows;
-    if (p.num_slots > 0) atomicAdd(&gpu_acc[p.slot_gpu[g]], s);
+    std::int32_t tot = s, before = 0;
+    if (tile_hist) {
+      tot = 0;
+#pragma unroll 8
+      for (std::int32_t t = 0; t < num_tiles; ++t) {
+        const std::int32_t c = tile_hist[static_cast<std::int64_t>(t) * (G + 1) + g];
+        tot += c;
+        before += t < b ? c : 0;
+      }
+    }
+    total[g] = tot;
+    start[g] = before;
+  }
+  if (tile_hist && b == 0 && tid < 32) {  // invalid ids over all tiles
+    std::int32_t s = 0;
+    for (std::int32_t t = lane; t < num_tiles; t += 32) s += tile_hist[static_cast<std::int64_t>(t) * (G + 1) + G];
+#pragma unroll
+    for (int d = 16; d > 0; d >>= 1) s += __shfl_xor_sync(0xffffffffu, s, d);
+    if (lane == 0) scratch[32] = s;
   }
   __syncthreads();
-  // Pass 2b: exclusive scan of the padded sizes over groups (block scan, chunks of nthreads).
+  // Padded group offsets: exclusive scan over groups.
   std::int32_t carry = 0;
-  for (std::int32_t g0 = 0; g0 < G; g0 += nthreads) {
+  for (std::int32_t g0 = 0; g0 < G; g0 += blockDim.x) {
     const std::int32_t g = g0 + tid;
-    const std::int32_t v = g < G ? base[g] : 0;
-    std::int32_t x = v;
-#pragma unroll
-    for (int d = 1; d < 32; d <<= 1) {
-      const std::int32_t y = __shfl_up_sync(0xffffffffu, x, d);
-      if (lane >= d) x += y;
+    const std::int32_t v = g < G ? (total[g] + p.tile_rows - 1) / p.tile_rows * p.tile_rows : 0;
+    const std::int32_t excl = block_exclusive_scan(v, carry, scratch);
+    if (g < G) {
+      base[g] = excl;
+      start[g] += excl;
     }
-    if (lane == 31) scratch[warp] = x;
-    __syncthreads();
-    if (warp == 0) {
-      const int nw = nthreads >> 5;
-      std::int32_t w = lane < nw ? scratch[lane] : 0;
-#pragma unroll
-      for (int d = 1; d < 32; d <<= 1) {
-        const std::int32_t y = __shfl_up_sync(0xffffffffu, w, d);
-        if (lane >= d) w += y;
-      }
-      if (lane < nw) scratch[lane] = w;  // inclusive prefix of warp totals
-    }
-    __syncthreads();
-    const std::int32_t excl = carry + (warp > 0 ? scratch[warp - 1] : 0) + x - v;
-    if (g < G) base[g] = excl;
-    carry += scratch[(nthreads >> 5) - 1];
-    __syncthreads();
   }
-  if (tid == 0) p.group_offsets[G] = carry;
-  for (std::int32_t g = tid; g < G; g += nthreads) {
-    const std::int32_t off = base[g];
-    const std::int32_t cnt = p.group_counts[g];
-    p.group_offsets[g] = off;
-    for (int w = 0; w < p.num_warps; ++w) hist[w * G + g] += off;
-    const std::int32_t padded = (cnt + p.tile_rows - 1) / p.tile_rows * p.tile_rows;
-    for (std::int32_t r = off + cnt; r < off + padded; ++r) {
+  __syncthreads();
+
+  if (b == 0) {
+    if (tid == 0) {
+      p.group_offsets[G] = carry;
+      *p.num_invalid = scratch[32];
+    }
+    for (std::int32_t g = tid; g < G; g += blockDim.x) {
+      const std::int32_t off = base[g], cnt = total[g];
+      p.group_counts[g] = cnt;
+      p.group_offsets[g] = off;
+      const std::int32_t padded = (cnt + p.tile_rows - 1) / p.tile_rows * p.tile_rows;
+      for (std::int32_t r = off + cnt; r < off + padded; ++r) {
+        p.perm_to_src[r] = -1;
+        if (p.perm_weights) p.perm_weights[r] = 0.0f;
+      }
+      if (p.num_slots > 0) atomicAdd(&gpu_acc[p.slot_gpu[g]], cnt);
+    }
+    for (std::int32_t r = carry + tid; r < p.capacity_rows; r += blockDim.x) {
       p.perm_to_src[r] = -1;
       if (p.perm_weights) p.perm_weights[r] = 0.0f;
     }
-  }
-  for (std::int32_t r = carry + tid; r < p.capacity_rows; r += nthreads) {
-    p.perm_to_src[r] = -1;
-    if (p.perm_weights) p.perm_weights[r] = 0.0f;
-  }
-  if (p.num_slots > 0) {
-    for (std::int32_t g = tid; g < p.num_gpus; g += nthreads) p.gpu_counts[g] = gpu_acc[g];
-    for (std::int32_t e = tid; e < p.num_experts; e += nthreads) {
-      std::int32_t s = 0;
-      for (std::int32_t r = 0; r < p.max_replicas; ++r) {
-        const std::int32_t slot = p.log2phy[static_cast<std::int64_t>(e) * p.max_replicas + r];
-        if (slot >= 0) s += p.group_counts[slot];
-      }
-      p.expert_counts[e] = s;
-    }
-  } else {
-    for (std::int32_t e = tid; e < p.num_experts; e += nthreads) p.expert_counts[e] = p.group_counts[e];
-  }
-  if (tid == 0) *p.num_invalid = scratch[32];
-  __syncthreads();
-
-  // Pass 3: place assignments in source order.
-  if (warp < p.num_warps) {
-    for (std::int32_t b = begin; b < end; b += 32 * routing_batch) {
-      Id v[routing_batch];
-#pragma unroll
-      for (int u = 0; u < routing_batch; ++u) {
-        const std::int32_t i = b + u * 32 + lane;
-        v[u] = i < end ? ids[i] : Id{0};
-      }
-#pragma unroll
-      for (int u = 0; u < routing_batch; ++u) {
-        const std::int32_t i = b + u * 32 + lane;
-        if (b + u * 32 >= end) break;
-        const std::int32_t g = i < end ? routing_group(p, i, v[u]) : -2;
-        const std::uint32_t peers = __match_any_sync(0xffffffffu, g);
-        std::int32_t pos = -1;
-        if (g >= 0) pos = hist[warp * G + g] + __popc(peers & lt_mask);
-        __syncwarp();
-        if (g >= 0 && (peers & lt_mask) == 0) hist[warp * G + g] += __popc(peers);
-        __syncwarp();
-        if (i < end) {
-          p.src_to_perm[i] = pos;
-          if (pos >= 0) {
-            p.perm_to_src[pos] = i;
-            if (p.perm_weights) p.perm_weights[pos] = weights ? weights[i] : 1.0f;
-          }
+    if (p.num_slots > 0) {
+      for (std::int32_t e = tid; e < p.num_experts; e += blockDim.x) {
+        std::int32_t s = 0;
+        for (std::int32_t r = 0; r < p.max_replicas; ++r) {
+          const std::int32_t slot = p.log2phy[static_cast<std::int64_t>(e) * p.max_replicas + r];
+          if (slot >= 0) s += total[slot];
         }
+        p.expert_counts[e] = s;
+      }
+      __syncthreads();
+      for (std::int32_t g = tid; g < p.num_gpus; g += blockDim.x) p.gpu_counts[g] = gpu_acc[g];
+    } else {
+      for (std::int32_t e = tid; e < p.num_experts; e += blockDim.x) p.expert_counts[e] = total[e];
+    }
+  }
+
+  // Place: rows of group g for this warp start at start[g] + hist[warp][g].
+  const std::int32_t first = b * tile + warp * 32 * routing_per_lane + lane;
+#pragma unroll
+  for (int u = 0; u < routing_per_lane; ++u) {
+    const std::int32_t i = first + u * 32;
+    const std::int32_t g = key[u];
+    std::int32_t pos = -1;
+    if (g >= 0) pos = start[g] + hist[warp * G + g] + __popc(peers[u] & lt_mask);
+    __syncwarp();
+    if (g >= 0 && (peers[u] & lt_mask) == 0) hist[warp * G + g] += __popc(peers[u]);
+    __syncwarp();
+    if (i < p.num_assignments) {
+      p.src_to_perm[i] = pos;
+      if (pos >= 0) {
+        p.perm_to_src[pos] = i;
+        if (p.perm_weights) p.perm_weights[pos] = wt[u];
       }
     }
   }
