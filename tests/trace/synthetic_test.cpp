@@ -109,7 +109,9 @@ TEST_CASE("default synthetic statistics lie within the range spanned by the real
       {{"hot-set persistence", 0.467, 0.758}, mean.hot_set_persistence},
       {{"top 5% pair share", 0.336, 0.433}, pairs},
   };
-  for (const auto& [b, v] : checks) {
+  for (const auto& check : checks) {
+    const band b = check.first;
+    const double v = check.second;
     INFO(b.name << " = " << v);
     CHECK(v >= 0.9 * b.lo);
     CHECK(v <= 1.1 * b.hi);
