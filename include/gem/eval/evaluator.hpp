@@ -144,7 +144,7 @@ class fluid_bound_cache {
     double hi = std::numeric_limits<double>::infinity();
     for (std::int32_t g = 0; g < G_; ++g) hi = std::min(hi, one_expert(g, T));
     double lo = 0;
-    for (int it = 0; it < 64 && hi - lo > 1e-12 * hi; ++it) {
+    for (int it = 0; it < 64 && hi - lo > 1e-7 * hi; ++it) {
       const double tau = 0.5 * (lo + hi);
       double carried = 0;  // an over-estimate of sum_g r_g(tau)
       for (std::int32_t g = 0; g < G_ && carried < T; ++g) {
@@ -153,7 +153,7 @@ class fluid_bound_cache {
           continue;
         }
         double rl = 0, rh = T;  // seconds(rl) <= tau < seconds(rh)
-        for (int k = 0; k < 64 && rh - rl > 1e-10 * T; ++k) {
+        for (int k = 0; k < 64 && rh - rl > 1e-8 * T; ++k) {
           const double mid = 0.5 * (rl + rh);
           (one_expert(g, mid) <= tau ? rl : rh) = mid;
         }
@@ -166,6 +166,7 @@ class fluid_bound_cache {
 
   [[nodiscard]] double read_bound(std::int32_t A) {
     if (A <= 0) return 0.0;
+    if (const auto it = read_memo_.find(A); it != read_memo_.end()) return it->second;
     if (A > max_a_) {
       read_.resize(static_cast<std::size_t>(G_));
       for (std::int32_t g = 0; g < G_; ++g) {
@@ -199,12 +200,14 @@ class fluid_bound_cache {
       if (holds(cand[mid])) hi = mid;
       else lo = mid + 1;
     }
+    read_memo_.emplace(A, cand[lo]);
     return cand[lo];
   }
 
   const M* model_;
   std::int32_t G_;
   std::map<double, double> tok_{};
+  std::map<std::int32_t, double> read_memo_{};
   std::vector<std::vector<double>> read_{};
   std::int32_t max_a_ = 0;
 };

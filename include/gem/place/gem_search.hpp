@@ -1,0 +1,404 @@
+// gem/place/gem_search.hpp — `gem_search`, gem's own strategy: minimise the mean over sampled steps
+// of the straggler's seconds under a speed model. A speed-aware, class-aware initial packing with
+// anti-affinity for co-activated experts, then a local search that moves and swaps experts away
+// from the GPU that straggles; engine-compatible or extended (per-GPU slot counts, speed-weighted
+// replica shares). Depends on gem/place/problem.hpp, gem/place/speed_proportional.hpp (slot_mode)
+// and gem/place/detail/{assemble,common,straggler_search}.hpp.
+#pragma once
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <exception>
+#include <limits>
+#include <numeric>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "gem/place/detail/assemble.hpp"
+#include "gem/place/detail/common.hpp"
+#include "gem/place/detail/straggler_search.hpp"
+#include "gem/place/problem.hpp"
+#include "gem/place/speed_proportional.hpp"
+#include "gem/placement.hpp"
+
+namespace gem {
+
+/// gem's placement search. Per layer it optimises against `layer_loads::steps` (or `mean` as a
+/// single step when there are none):
+/// 1. replicas: the spare slots go, one at a time, to the expert with the largest mean load per
+///    replica (engine_compatible: every spare slot; extended: at most `max_redundant`);
+/// 2. starting points: (a) a speed-aware packing: replicas heaviest first, each onto the GPU whose
+///    predicted seconds (speed model, mean loads) after taking it is least, where a replica's load
+///    is its mean plus `burst_weight` standard deviations over the steps (temporal, bursty experts
+///    reserve headroom; consistent ones pack by their mean) and a GPU already holding an expert of
+///    the same co-activation group (`layer_loads::groups`) is penalised by `anti_affinity` per such
+///    expert; (b) a token-count balanced packing (what EPLB does); (c) `restarts` perturbed
+///    copies of (a) drawn with `seed`;
+/// 3. local search from each start (straggler-driven moves and swaps, exact under the model), then
+///    `kicks` rounds of iterated local search (a few random swaps, descend again, keep if better),
+///    all within `max_step_evals`; the best start wins.
+/// Extended mode first searches with free per-GPU counts in every layer, fixes one count per GPU
+/// (the layers' mean, same total), searches again with those counts, sets replica shares in
+/// proportion to GPU speed where that lowers the objective, and keeps the engine-compatible result
+/// when that is better on the fitted steps. With `node_hierarchy`, expert groups
+/// (`placement_problem::num_groups`) are packed onto nodes first and never leave them.
+/// Same inputs and seed give the same bytes for any `threads`, unless `time_budget_ms` is set (then
+/// the result depends on how fast the machine is).
+struct gem_search {
+  slot_mode mode = slot_mode::engine_compatible;
+  std::uint64_t seed = 0;
+  std::int32_t restarts = 0;              ///< perturbed starts besides the two deterministic ones
+  std::int32_t kicks = 8;                 ///< per start: random 2-3 swap perturbations, each followed by a descent
+  std::int64_t max_step_evals = 2000000;  ///< search budget per layer and start, in candidate x step evaluations; 0 = none
+  double time_budget_ms = 0;              ///< wall-clock budget per layer; 0 = none (deterministic)
+  std::int32_t max_redundant = -1;        ///< extended: most replicas beyond one per expert; -1 = every spare slot
+  std::int32_t max_slots_per_gpu = 0;     ///< extended: most slots on one GPU; 0 = no limit
+  bool node_hierarchy = false;            ///< keep each expert group on one node
+  double anti_affinity = 0.05;            ///< score penalty per co-activated expert already on a GPU
+  double burst_weight = 0.5;              ///< standard deviations added to a replica's load when packing
+  std::int32_t max_steps = 0;             ///< optimise over at most this many of the steps (seeded sample); 0 = all
+  std::int32_t threads = 1;               ///< layers searched in parallel
+
+  /// Throws config_error naming the field that is out of range.
+  void validate() const {
+    if (mode != slot_mode::engine_compatible && mode != slot_mode::extended)
+      throw config_error("gem_search.mode is not a slot_mode value");
+    if (restarts < 0) throw config_error("gem_search.restarts must be >= 0, got " + std::to_string(restarts));
+    if (kicks < 0) throw config_error("gem_search.kicks must be >= 0, got " + std::to_string(kicks));
+    if (max_step_evals < 0) throw config_error("gem_search.max_step_evals must be >= 0 (0 = no limit)");
+    if (!(time_budget_ms >= 0) || !std::isfinite(time_budget_ms))
+      throw config_error("gem_search.time_budget_ms must be finite and >= 0 (0 = no limit)");
+    if (max_redundant < -1) throw config_error("gem_search.max_redundant must be >= -1 (-1 = every spare slot)");
+    if (max_slots_per_gpu < 0) throw config_error("gem_search.max_slots_per_gpu must be >= 0 (0 = no limit)");
+    if (!(anti_affinity >= 0) || !std::isfinite(anti_affinity))
+      throw config_error("gem_search.anti_affinity must be finite and >= 0");
+    if (!(burst_weight >= 0) || !std::isfinite(burst_weight))
+      throw config_error("gem_search.burst_weight must be finite and >= 0");
+    if (max_steps < 0) throw config_error("gem_search.max_steps must be >= 0 (0 = all)");
+    if (threads < 1) throw config_error("gem_search.threads must be >= 1, got " + std::to_string(threads));
+  }
+
+  template <speed_model M>
+  [[nodiscard]] placement place(const placement_problem& problem, const M& model) const;
+};
+static_assert(placement_strategy<gem_search, detail::speed_archetype>);
+
+namespace detail {
+
+/// One searched layer: experts and shares per GPU, and the objective on the fitted steps.
+struct gem_layer_result {
+  std::vector<std::vector<std::int32_t>> experts{};
+  std::vector<std::vector<double>> shares{};
+  double objective = 0;
+};
+
+/// Layer `l`'s steps to optimise over (all, or a seeded sample of `max_steps`, in trace order);
+/// `storage` holds them unless they are the layer's own steps.
+inline const std::vector<std::vector<double>>& gem_steps(const layer_loads& ll, std::int32_t max_steps, std::uint64_t seed,
+                                                        std::vector<std::vector<double>>& storage) {
+  if (ll.steps.empty()) return storage = {ll.mean};
+  if (max_steps <= 0 || static_cast<std::size_t>(max_steps) >= ll.steps.size()) return ll.steps;
+  std::vector<std::size_t> idx(ll.steps.size());
+  std::iota(idx.begin(), idx.end(), std::size_t{0});
+  splitmix64 rng{seed};
+  for (std::size_t i = 0; i < static_cast<std::size_t>(max_steps); ++i) std::swap(idx[i], idx[i + rng.below(idx.size() - i)]);
+  idx.resize(static_cast<std::size_t>(max_steps));
+  std::sort(idx.begin(), idx.end());
+  storage.clear();
+  for (auto i : idx) storage.push_back(ll.steps[i]);
+  return storage;
+}
+
+/// Inputs of one layer's search that do not change between starts.
+struct gem_layer_setup {
+  std::vector<search_item> items{};
+  std::vector<double> packing_load{};        ///< per item: share x (mean + burst_weight x sd)
+  std::vector<std::int32_t> expert_node{};   ///< empty: no hierarchy
+  std::vector<char> coactive{};              ///< [E][E]: experts share a co-activation group
+  std::vector<double> speed{};
+};
+
+/// Greedy packing of the items onto GPUs with at most caps[g] items each (heaviest first). With
+/// `use_model` a GPU's score is the model's seconds for its packing loads plus the item, times the
+/// anti-affinity penalty (and a seeded perturbation when `noise` > 0); without, the sum of loads.
+template <speed_model M>
+std::vector<std::int32_t> gem_pack(const M& model, std::int32_t G, std::int32_t E, const gem_layer_setup& st,
+                                   const std::vector<std::int32_t>& caps, std::int32_t gpus_per_node, bool use_model,
+                                   double anti_affinity, double noise, splitmix64& rng) {
+  const auto n = st.items.size();
+  std::vector<std::size_t> order(n);
+  std::iota(order.begin(), order.end(), std::size_t{0});
+  std::stable_sort(order.begin(), order.end(),
+                   [&](auto a, auto b) { return st.packing_load[a] > st.packing_load[b]; });
+  std::vector<std::int32_t> gpu_of(n, -1);
+  std::vector<std::vector<double>> rows(static_cast<std::size_t>(G));
+  std::vector<std::vector<std::int32_t>> experts(static_cast<std::size_t>(G));
+  std::vector<double> load(static_cast<std::size_t>(G), 0.0);
+  for (const auto i : order) {
+    const auto e = st.items[i].expert;
+    const bool confined = !st.expert_node.empty() && st.expert_node[e] >= 0;
+    std::int32_t best = -1;
+    double best_score = 0;
+    for (int pass = 0; pass < 3 && best < 0; ++pass)  // 1: allow a second copy on a GPU; 2: leave the node
+      for (std::int32_t g = 0; g < G; ++g) {
+        if (static_cast<std::int32_t>(experts[g].size()) >= caps[g]) continue;
+        if (pass < 2 && confined && g / gpus_per_node != st.expert_node[e]) continue;
+        if (pass == 0 && std::find(experts[g].begin(), experts[g].end(), e) != experts[g].end()) continue;
+        double score;
+        if (use_model) {
+          rows[g].push_back(st.packing_load[i]);
+          score = static_cast<double>(model.seconds(gpu_id{g}, work{rows[g]}));
+          rows[g].pop_back();
+          std::int32_t same = 0;
+          for (auto f : experts[g]) same += st.coactive[static_cast<std::size_t>(e) * E + f];
+          score *= 1.0 + anti_affinity * same;
+          if (noise > 0) score *= 1.0 + noise * rng.uniform();
+        } else {
+          score = load[g] + st.packing_load[i];
+        }
+        if (best < 0 || score < best_score) best = g, best_score = score;
+      }
+    if (best < 0) throw config_error("gem_search: the slots cannot hold every replica (internal capacity error)");
+    gpu_of[i] = best;
+    rows[best].push_back(st.packing_load[i]);
+    experts[best].push_back(e);
+    load[best] += st.packing_load[i];
+  }
+  return gpu_of;
+}
+
+/// Searches one layer: `num_items` replicas (>= E) on GPUs with at most caps[g] each; `start_caps`
+/// bound the count-balanced start (the cluster's own slots). `allow_moves`: per-GPU counts may
+/// change during the search.
+template <speed_model M>
+gem_layer_result gem_layer(const gem_search& cfg, const placement_problem& p, std::size_t l, const M& model,
+                           const std::vector<std::int32_t>& caps, const std::vector<std::int32_t>& start_caps,
+                           std::int32_t num_items, bool allow_moves, bool speed_shares) {
+  const auto& ll = p.layers[l];
+  const auto G = p.cluster.num_gpus;
+  const auto E = p.num_experts;
+  const std::uint64_t layer_seed = splitmix64{cfg.seed ^ (0x9E3779B97F4A7C15ull * (l + 1))}.next();
+  std::vector<std::vector<double>> storage;
+  const auto& steps = gem_steps(ll, cfg.max_steps, layer_seed, storage);
+  std::vector<double> mean, sd;
+  step_stats(steps, static_cast<std::size_t>(E), mean, sd);
+
+  gem_layer_setup st;
+  const auto cnt = replica_counts(ll.mean, num_items - E);
+  for (std::int32_t e = 0; e < E; ++e)
+    for (std::int32_t r = 0; r < cnt[e]; ++r) {
+      st.items.push_back({.expert = e, .share = 1.0 / cnt[e]});
+      st.packing_load.push_back((mean[e] + cfg.burst_weight * sd[e]) / cnt[e]);
+    }
+  st.coactive.assign(static_cast<std::size_t>(E) * E, 0);
+  for (const auto& grp : ll.groups)
+    for (auto a : grp)
+      for (auto b : grp)
+        if (a != b) st.coactive[static_cast<std::size_t>(a) * E + b] = 1;
+  const double mean_row = std::accumulate(ll.mean.begin(), ll.mean.end(), 0.0) / E;
+  st.speed = probe_speeds(model, G, std::max<std::int32_t>(1, num_items / G), mean_row);
+
+  const auto& c = p.cluster;
+  const std::int32_t gpn = c.gpus_per_node();
+  if (cfg.node_hierarchy && c.num_nodes > 1) {
+    // Pack expert groups (EPLB's groups, or single experts) onto nodes: heaviest group first onto
+    // the node with room whose (load + group load) / node speed is least.
+    const std::int32_t ng = p.num_groups % c.num_nodes == 0 ? p.num_groups : E;
+    const std::int32_t gs = E / ng;
+    std::vector<double> gload(static_cast<std::size_t>(ng), 0.0);
+    std::vector<std::int32_t> gitems(static_cast<std::size_t>(ng), 0);
+    for (std::int32_t e = 0; e < E; ++e) gload[e / gs] += ll.mean[e], gitems[e / gs] += cnt[e];
+    std::vector<std::int32_t> order(static_cast<std::size_t>(ng));
+    std::iota(order.begin(), order.end(), 0);
+    std::stable_sort(order.begin(), order.end(), [&](auto a, auto b) { return gload[a] > gload[b]; });
+    std::vector<double> nload(static_cast<std::size_t>(c.num_nodes), 0.0), nspeed(nload.size(), 0.0);
+    std::vector<std::int32_t> room(nload.size(), 0);
+    for (std::int32_t g = 0; g < G; ++g) nspeed[g / gpn] += st.speed[g], room[g / gpn] += caps[g];
+    st.expert_node.assign(static_cast<std::size_t>(E), -1);
+    for (auto grp : order) {
+      std::int32_t best = -1;
+      for (std::int32_t nd = 0; nd < c.num_nodes; ++nd) {
+        if (room[nd] < gitems[grp]) continue;
+        if (best < 0 || (nload[nd] + gload[grp]) / nspeed[nd] < (nload[best] + gload[grp]) / nspeed[best]) best = nd;
+      }
+      if (best < 0) continue;  // no node has room: the group may go anywhere
+      nload[best] += gload[grp];
+      room[best] -= gitems[grp];
+      for (std::int32_t e = grp * gs; e < (grp + 1) * gs; ++e) st.expert_node[e] = best;
+    }
+  }
+
+  typename straggler_search<M>::options opt;
+  opt.allow_moves = allow_moves;
+  opt.cap = caps;
+  opt.expert_node = st.expert_node;
+  opt.gpus_per_node = gpn;
+  opt.max_step_evals = cfg.max_step_evals;
+  const auto t0 = std::chrono::steady_clock::now();
+  if (cfg.time_budget_ms > 0)
+    opt.deadline = t0 + std::chrono::duration_cast<std::chrono::steady_clock::duration>(
+                            std::chrono::duration<double, std::milli>(cfg.time_budget_ms));
+
+  splitmix64 rng{layer_seed};
+  std::vector<std::int32_t> best_gpu;
+  double best_obj = std::numeric_limits<double>::infinity();
+  const std::int32_t starts = 2 + cfg.restarts;
+  for (std::int32_t k = 0; k < starts; ++k) {
+    if (k > 0 && cfg.time_budget_ms > 0 && std::chrono::steady_clock::now() > opt.deadline) break;
+    const auto start = k == 1 ? gem_pack(model, G, E, st, start_caps, gpn, false, 0.0, 0.0, rng)
+                              : gem_pack(model, G, E, st, caps, gpn, true, cfg.anti_affinity, k == 0 ? 0.0 : 0.3, rng);
+    straggler_search<M> search(model, G, steps, st.items, opt);
+    search.assign(start);
+    search.run();
+    if (search.objective() < best_obj) best_obj = search.objective(), best_gpu = search.gpu_of();
+    // Iterated local search: kick the start's best with a few random swaps, descend again, keep
+    // what improves, and return to the best otherwise.
+    auto local_best = search.gpu_of();
+    double local_obj = search.objective();
+    for (std::int32_t r = 0; r < cfg.kicks && search.budget_left(); ++r) {
+      search.kick_and_descend(rng, 2 + static_cast<std::int32_t>(rng.below(2)));
+      if (search.objective() < local_obj * (1 - 1e-9)) {
+        local_obj = search.objective(), local_best = search.gpu_of();
+      } else {
+        search.assign(local_best);
+      }
+    }
+    if (local_obj < best_obj) best_obj = local_obj, best_gpu = local_best;
+  }
+
+  gem_layer_result out;
+  out.objective = best_obj;
+  out.experts.assign(static_cast<std::size_t>(G), {});
+  out.shares.assign(static_cast<std::size_t>(G), {});
+  for (std::size_t i = 0; i < st.items.size(); ++i) {
+    out.experts[best_gpu[i]].push_back(st.items[i].expert);
+    out.shares[best_gpu[i]].push_back(st.items[i].share);
+  }
+  if (speed_shares) {
+    // Replica shares in proportion to the speed of the replica's GPU, kept when they help.
+    std::vector<double> speed_sum(static_cast<std::size_t>(E), 0.0);
+    for (std::size_t i = 0; i < st.items.size(); ++i) speed_sum[st.items[i].expert] += st.speed[best_gpu[i]];
+    auto weighted = st.items;
+    bool any = false;
+    for (std::size_t i = 0; i < weighted.size(); ++i)
+      if (cnt[weighted[i].expert] > 1) weighted[i].share = st.speed[best_gpu[i]] / speed_sum[weighted[i].expert], any = true;
+    if (any) {
+      straggler_search<M> check(model, G, steps, weighted, opt);
+      check.assign(best_gpu);
+      if (check.objective() < best_obj) {
+        out.objective = check.objective();
+        for (auto& s : out.shares) s.clear();
+        for (std::size_t i = 0; i < weighted.size(); ++i) out.shares[best_gpu[i]].push_back(weighted[i].share);
+      }
+    }
+  }
+  return out;
+}
+
+/// Runs `fn(l)` for every layer on `threads` threads; rethrows the first exception.
+template <class F>
+void for_each_layer(std::size_t layers, std::int32_t threads, F&& fn) {
+  if (threads <= 1 || layers <= 1) {
+    for (std::size_t l = 0; l < layers; ++l) fn(l);
+    return;
+  }
+  std::atomic<std::size_t> next{0};
+  std::vector<std::exception_ptr> errors(layers);
+  std::vector<std::thread> pool;
+  const auto n = std::min<std::size_t>(static_cast<std::size_t>(threads), layers);
+  for (std::size_t t = 0; t < n; ++t)
+    pool.emplace_back([&] {
+      for (std::size_t l; (l = next.fetch_add(1)) < layers;) try {
+          fn(l);
+        } catch (...) {
+          errors[l] = std::current_exception();
+        }
+    });
+  for (auto& th : pool) th.join();
+  for (auto& e : errors)
+    if (e) std::rethrow_exception(e);
+}
+
+}  // namespace detail
+
+template <speed_model M>
+placement gem_search::place(const placement_problem& problem, const M& model) const {
+  validate();
+  problem.validate();
+  const auto& c = problem.cluster;
+  const auto G = c.num_gpus;
+  const auto E = problem.num_experts;
+  const auto P = static_cast<std::int32_t>(c.total_slots());
+  const auto L = problem.layers.size();
+  std::vector<std::int32_t> cluster_caps(static_cast<std::size_t>(G));
+  for (std::int32_t g = 0; g < G; ++g) cluster_caps[g] = c.slots(gpu_id{g});
+
+  const auto run = [&](const std::vector<std::int32_t>& caps, const std::vector<std::int32_t>& start_caps,
+                       std::int32_t items, bool moves, bool shares) {
+    std::vector<detail::gem_layer_result> res(L);
+    detail::for_each_layer(L, threads, [&](std::size_t l) {
+      res[l] = detail::gem_layer(*this, problem, l, model, caps, start_caps, items, moves, shares);
+    });
+    return res;
+  };
+  const auto total = [](const std::vector<detail::gem_layer_result>& r) {
+    double t = 0;
+    for (const auto& x : r) t += x.objective;
+    return t;
+  };
+  const auto build = [&](cluster_spec cl, const std::vector<detail::gem_layer_result>& r, bool shares) {
+    std::vector<layer_placement> layers;
+    for (const auto& x : r) layers.push_back(detail::layer_from_gpus(x.experts, shares ? x.shares : std::vector<std::vector<double>>{}));
+    return placement(std::move(cl), E, std::move(layers));
+  };
+
+  const auto engine = run(cluster_caps, cluster_caps, P, false, false);
+  if (mode == slot_mode::engine_compatible) return build(c, engine, false);
+
+  // Extended: free per-GPU counts in every layer (starting, among others, from counts in proportion
+  // to speed), then one count per GPU for all layers. Candidates: the layers' mean counts of the
+  // free search, and counts in proportion to speed; each is searched again with its counts fixed,
+  // and the best on the fitted steps wins (the engine-compatible result included).
+  const std::int32_t spare = P - E;
+  const std::int32_t items = E + (max_redundant < 0 ? spare : std::min(max_redundant, spare));
+  const std::int32_t limit = max_slots_per_gpu > 0 ? max_slots_per_gpu : items;
+  std::vector<double> speed(static_cast<std::size_t>(G), 0.0);
+  for (const auto& ll : problem.layers) {
+    const auto v = detail::probe_speeds(model, G, std::max<std::int32_t>(1, items / G),
+                                        std::accumulate(ll.mean.begin(), ll.mean.end(), 0.0) / E);
+    for (std::int32_t g = 0; g < G; ++g) speed[g] += v[g];
+  }
+  const auto capped = [&](std::vector<std::int32_t> counts) {
+    // Respect the per-GPU limit after rounding: move any excess to the GPU with the fewest slots.
+    for (std::int32_t g = 0; g < G; ++g)
+      while (counts[g] > limit) {
+        --counts[g];
+        ++*std::min_element(counts.begin(), counts.end());
+      }
+    return counts;
+  };
+  const auto speed_counts = capped(detail::proportional_counts(speed, items));
+  std::vector<std::int32_t> free_caps(static_cast<std::size_t>(G), limit);
+  const auto free = run(free_caps, speed_counts, items, true, false);
+  std::vector<double> mean_count(static_cast<std::size_t>(G), 0.0);
+  for (const auto& r : free)
+    for (std::int32_t g = 0; g < G; ++g) mean_count[g] += static_cast<double>(r.experts[g].size()) / static_cast<double>(L);
+  std::vector<std::vector<std::int32_t>> candidates{capped(detail::proportional_counts(mean_count, items))};
+  if (speed_counts != candidates.front()) candidates.push_back(speed_counts);
+  double best_total = total(engine);
+  std::vector<detail::gem_layer_result> best;
+  std::vector<std::int32_t> best_counts;
+  for (const auto& counts : candidates) {
+    if (counts == cluster_caps) continue;  // the engine-compatible search already covers it
+    auto fixed = run(counts, counts, items, false, true);
+    if (total(fixed) < best_total) best_total = total(fixed), best = std::move(fixed), best_counts = counts;
+  }
+  if (best.empty()) return build(c, engine, false);
+  cluster_spec out{.num_gpus = G, .slots_per_gpu = best_counts, .num_nodes = c.num_nodes};
+  return build(std::move(out), best, true);
+}
+
+}  // namespace gem

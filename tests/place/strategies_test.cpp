@@ -1,0 +1,228 @@
+// speed_proportional, gem_search and exact: hand-checked layouts, search quality against the exact
+// optimum, extended mode, replication, node hierarchy, determinism, and a user-written speed model
+// plugged into every strategy.
+#include <doctest/doctest.h>
+
+#include <numeric>
+#include <random>
+#include <set>
+
+#include "gem/eval/evaluator.hpp"
+#include "gem/place/baselines.hpp"
+#include "gem/place/eplb.hpp"
+#include "gem/place/exact.hpp"
+#include "gem/place/gem_search.hpp"
+#include "gem/place/speed_proportional.hpp"
+#include "place_test_models.hpp"
+
+using gem::layer_id;
+using gem::slot_mode;
+
+namespace {
+
+// Mean straggler seconds of `pl` over each layer's fitted steps, summed over layers.
+template <class M>
+double fitted_cost(const gem::placement& pl, const gem::placement_problem& p, const M& m) {
+  double total = 0;
+  for (int l = 0; l < pl.num_layers(); ++l) {
+    const auto& ll = p.layers[l];
+    const auto steps = ll.steps.empty() ? std::vector<std::vector<double>>{ll.mean} : ll.steps;
+    total += gem::replay_layer(pl, layer_id{l}, steps, m).summary.mean;
+  }
+  return total;
+}
+
+std::vector<std::vector<int>> gpu_experts(const gem::placement& pl, int l) {
+  std::vector<std::vector<int>> out(pl.num_gpus());
+  const auto& lp = pl.layer(layer_id{l});
+  for (std::size_t p = 0; p < lp.phy2log.size(); ++p) out[lp.slot_gpu[p]].push_back(lp.phy2log[p]);
+  return out;
+}
+
+}  // namespace
+
+TEST_CASE("speed_proportional puts the hottest experts where load per speed stays least") {
+  // Speeds 2 and 1, loads 6, 3, 2, 1, two slots each: 6 -> GPU 0 (3 < 6); 3 -> GPU 1 (3 < 4.5);
+  // 2 -> GPU 0 (4 < 5), now full; 1 -> GPU 1.
+  gem::placement_problem p{.cluster = gem::cluster_spec::equal(2, 2), .num_experts = 4};
+  p.layers.push_back({.mean = {6, 3, 2, 1}});
+  const gem::test::linear_speed m{.speed = {2, 1}};
+  const auto pl = gem::speed_proportional{}.place(p, m);
+  CHECK(gpu_experts(pl, 0) == std::vector<std::vector<int>>{{0, 2}, {1, 3}});
+}
+
+TEST_CASE("extended speed_proportional gives slots and replica shares in proportion to speed") {
+  // 3 GPUs of speed 2, 1, 1; 4 experts in 8 slots -> slot counts 4, 2, 2; replica shares of an
+  // expert are proportional to the speeds of its GPUs.
+  gem::placement_problem p{.cluster = gem::cluster_spec{.num_gpus = 3, .slots_per_gpu = {3, 3, 2}}, .num_experts = 4};
+  p.layers.push_back({.mean = {40, 20, 10, 5}});
+  const gem::test::linear_speed m{.speed = {2, 1, 1}};
+  const auto pl = gem::speed_proportional{.mode = slot_mode::extended}.place(p, m);
+  CHECK(pl.cluster().slots_per_gpu == std::vector<std::int32_t>{4, 2, 2});
+  const auto& lp = pl.layer(layer_id{0});
+  std::vector<double> sum(4, 0.0);
+  for (std::size_t s = 0; s < lp.phy2log.size(); ++s) {
+    double speed_sum = 0;
+    for (std::size_t t = 0; t < lp.phy2log.size(); ++t)
+      if (lp.phy2log[t] == lp.phy2log[s]) speed_sum += m.speed[lp.slot_gpu[t]];
+    CHECK(lp.share[s] == doctest::Approx(m.speed[lp.slot_gpu[s]] / speed_sum));
+  }
+}
+
+TEST_CASE("exact finds the optimum a brute-force enumeration finds") {
+  std::mt19937_64 rng(3);
+  for (int trial = 0; trial < 20; ++trial) {
+    const int E = 4 + trial % 3, G = 2 + trial % 2, k = (E + G - 1) / G;
+    auto p = gem::test::random_problem(rng, 1, E, G, k, 3);
+    const gem::test::read_speed m{.speed = {1.0, 0.7, 1.3}, .read = 2.0, .row = 0.05, .act = 0.01};
+    const auto pl = gem::exact{}.place(p, m);
+    // Independent brute force over all G^E assignments with at most k experts per GPU.
+    double best = 1e300;
+    std::vector<int> a(E, 0);
+    while (true) {
+      std::vector<std::vector<int>> gpus(G);
+      for (int e = 0; e < E; ++e) gpus[a[e]].push_back(e);
+      bool ok = true;
+      for (auto& g : gpus) ok = ok && static_cast<int>(g.size()) <= k;
+      if (ok) {
+        double cost = 0;
+        for (const auto& step : p.layers[0].steps) {
+          double worst = 0;
+          for (int g = 0; g < G; ++g) {
+            std::vector<double> rows;
+            for (int e : gpus[g]) rows.push_back(step[e]);
+            worst = std::max(worst, rows.empty() ? 0.0 : m.seconds(gem::gpu_id{g}, gem::work{rows}));
+          }
+          cost += worst;
+        }
+        best = std::min(best, cost / p.layers[0].steps.size());
+      }
+      int i = 0;
+      while (i < E && ++a[i] == G) a[i++] = 0;
+      if (i == E) break;
+    }
+    CAPTURE(trial);
+    CHECK(fitted_cost(pl, p, m) == doctest::Approx(best).epsilon(1e-12));
+  }
+}
+
+TEST_CASE("gem_search is within 2% of the exact optimum on at least 95% of 200 random tiny instances") {
+  std::mt19937_64 rng(17);
+  int within = 0;
+  double worst = 1;
+  for (int trial = 0; trial < 200; ++trial) {
+    // E = G x k: no spare slot, so neither side can replicate.
+    const int G = 2 + trial % 3, k = G == 4 ? 2 : 2 + trial % 2, E = G * k;
+    auto p = gem::test::random_problem(rng, 1, E, G, k, 2 + trial % 5);
+    std::vector<double> speed(G);
+    for (auto& s : speed) s = std::uniform_real_distribution<double>(0.45, 1.0)(rng);
+    const gem::test::read_speed m{.speed = speed, .read = trial % 2 ? 4.0 : 0.5, .row = 0.05, .act = 0.01};
+    const double opt = fitted_cost(gem::exact{}.place(p, m), p, m);
+    const double got = fitted_cost(gem::gem_search{.seed = static_cast<std::uint64_t>(trial)}.place(p, m), p, m);
+    CHECK(got >= opt * (1 - 1e-9));  // exact really is optimal
+    within += got <= opt * 1.02;
+    worst = std::max(worst, got / opt);
+  }
+  MESSAGE("gem_search within 2% of exact on " << within << " of 200 instances; worst ratio " << worst);
+  CHECK(within >= 190);
+}
+
+TEST_CASE("engine-compatible gem_search keeps every GPU's slot count and beats eplb with a slow GPU") {
+  std::mt19937_64 rng(23);
+  int better = 0;
+  for (int trial = 0; trial < 20; ++trial) {
+    auto p = gem::test::random_problem(rng, 2, 16, 4, 4, 12);
+    const gem::test::read_speed m{.speed = {0.6, 1, 1, 1}, .read = 1.0, .row = 0.05, .act = 0.01};
+    const auto pl = gem::gem_search{}.place(p, m);
+    CHECK(pl.cluster().slots_per_gpu == p.cluster.slots_per_gpu);
+    for (int g = 0; g < 4; ++g) CHECK(pl.gpu_slots(layer_id{1}, gem::gpu_id{g}).size() == 4);
+    const double ours = fitted_cost(pl, p, m), theirs = fitted_cost(gem::eplb{}.place(p, m), p, m);
+    CHECK(ours <= theirs * 1.0001);
+    better += ours < theirs * 0.99;
+  }
+  CHECK(better >= 15);
+}
+
+TEST_CASE("extended gem_search gives a degraded GPU fewer slots, same total, and never does worse than engine mode") {
+  std::mt19937_64 rng(29);
+  int fewer = 0;
+  for (int trial = 0; trial < 10; ++trial) {
+    auto p = gem::test::random_problem(rng, 3, 16, 4, 4, 10);
+    const gem::test::read_speed m{.speed = {1, 1, 0.45, 1}, .read = 2.0, .row = 0.02, .act = 0.001};
+    const auto engine = gem::gem_search{}.place(p, m);
+    const auto ext = gem::gem_search{.mode = slot_mode::extended}.place(p, m);
+    const auto slots = [&](int g) { return ext.cluster().slots(gem::gpu_id{g}); };
+    CHECK(ext.cluster().total_slots() == 16);
+    CHECK(slots(2) <= slots(0));  // equal when a hot expert, not the slow GPU, sets the pace
+    fewer += slots(2) < slots(0) && slots(2) < slots(1) && slots(2) < slots(3);
+    CHECK(fitted_cost(ext, p, m) <= fitted_cost(engine, p, m) * (1 + 1e-12));
+  }
+  CHECK(fewer >= 7);
+}
+
+TEST_CASE("gem_search replicates into spare slots and weights replica shares by speed when that helps") {
+  std::mt19937_64 rng(31);
+  auto p = gem::test::random_problem(rng, 2, 8, 4, 3, 10);  // 12 slots, 4 spare
+  const gem::test::linear_speed m{.speed = {1, 1, 0.5, 1}};
+  const auto engine = gem::gem_search{}.place(p, m);
+  for (int l = 0; l < 2; ++l) {
+    const auto cnt = engine.logcnt(layer_id{l});
+    CHECK(std::accumulate(cnt.begin(), cnt.end(), 0) == 12);
+    const auto& lp = engine.layer(layer_id{l});
+    for (std::size_t s = 0; s < lp.phy2log.size(); ++s) CHECK(lp.share[s] == doctest::Approx(1.0 / cnt[lp.phy2log[s]]));
+  }
+  const auto limited = gem::gem_search{.mode = slot_mode::extended, .max_redundant = 1}.place(p, m);
+  for (int l = 0; l < 2; ++l) CHECK(limited.num_slots(layer_id{l}) <= 12);
+  CHECK(fitted_cost(gem::gem_search{.mode = slot_mode::extended}.place(p, m), p, m) <= fitted_cost(engine, p, m) * (1 + 1e-12));
+}
+
+TEST_CASE("with node_hierarchy every replica of an expert group stays on one node") {
+  std::mt19937_64 rng(37);
+  auto p = gem::test::random_problem(rng, 2, 16, 8, 3, 8, 2);  // 2 nodes of 4 GPUs, 24 slots
+  p.num_groups = 4;
+  const gem::test::read_speed m{.speed = {1, 1, 1, 0.7, 1, 1, 1, 1}};
+  const auto pl = gem::gem_search{.node_hierarchy = true}.place(p, m);
+  for (int l = 0; l < 2; ++l) {
+    const auto& lp = pl.layer(layer_id{l});
+    for (int grp = 0; grp < 4; ++grp) {
+      std::set<int> nodes;
+      for (std::size_t s = 0; s < lp.phy2log.size(); ++s)
+        if (lp.phy2log[s] / 4 == grp) nodes.insert(lp.slot_gpu[s] / 4);
+      CHECK(nodes.size() == 1);
+    }
+  }
+}
+
+TEST_CASE("strategy configs reject out-of-range fields by name") {
+  CHECK_THROWS_WITH_AS(gem::gem_search{.threads = 0}.validate(), doctest::Contains("threads"), gem::config_error);
+  CHECK_THROWS_WITH_AS(gem::gem_search{.max_redundant = -2}.validate(), doctest::Contains("max_redundant"), gem::config_error);
+  CHECK_THROWS_WITH_AS(gem::gem_search{.anti_affinity = -1}.validate(), doctest::Contains("anti_affinity"), gem::config_error);
+  CHECK_THROWS_WITH_AS(gem::gem_search{.time_budget_ms = -1}.validate(), doctest::Contains("time_budget_ms"), gem::config_error);
+  CHECK_THROWS_WITH_AS(gem::exact{.max_experts = 0}.validate(), doctest::Contains("max_experts"), gem::config_error);
+  std::mt19937_64 rng(1);
+  auto big = gem::test::random_problem(rng, 1, 20, 4, 5, 2);
+  CHECK_THROWS_WITH_AS((void)gem::exact{}.place(big, gem::test::linear_speed{}), doctest::Contains("max_experts"), gem::config_error);
+  gem::placement_problem unequal{.cluster = {.num_gpus = 2, .slots_per_gpu = {1, 3}}, .num_experts = 4};
+  unequal.layers.push_back({.mean = {1, 2, 3, 4}});
+  CHECK_THROWS_WITH_AS((void)gem::eplb{}.place(unequal, gem::test::linear_speed{}), doctest::Contains("equal slots"), gem::config_error);
+}
+
+TEST_CASE("a speed model written by a user plugs into every strategy") {
+  // Time grows with the square of the busiest expert's rows: nothing gem knows about.
+  struct square_speed {
+    double seconds(gem::gpu_id g, const gem::work& w) const {
+      double worst = 0;
+      for (double r : w.rows) worst = std::max(worst, r);
+      return (g.value == 0 ? 2.0 : 1.0) * (worst * worst + w.tokens());
+    }
+  };
+  static_assert(gem::placement_strategy<gem::gem_search, square_speed>);
+  static_assert(gem::placement_strategy<gem::exact, square_speed>);
+  std::mt19937_64 rng(41);
+  const auto p = gem::test::random_problem(rng, 1, 6, 3, 2, 4);
+  const square_speed m;
+  const double opt = fitted_cost(gem::exact{}.place(p, m), p, m);
+  CHECK(fitted_cost(gem::gem_search{}.place(p, m), p, m) <= opt * 1.05);
+  CHECK(fitted_cost(gem::speed_proportional{}.place(p, m), p, m) >= opt);
+  CHECK(fitted_cost(gem::linear{}.place(p, m), p, m) >= opt);
+}
