@@ -192,3 +192,15 @@ TEST_CASE("clustering recovers the planted temporal groups over 20 seeds, from t
     CHECK(R >= 0.9);
   }
 }
+
+TEST_CASE("co-activation over a step range equals co-activation of that slice of the trace") {
+  const auto g = gem::generate_synthetic({.num_layers = 2, .num_steps = 20, .tokens_per_step = 64, .seed = 4});
+  const auto part = gem::slice_steps(g.trace, 5, 10);
+  for (int l = 0; l < 2; ++l) {
+    CHECK(gem::token_pair_coactivation{.first_step = 5, .num_steps = 10}.scores(g.trace, gem::layer_id{l}).score ==
+          gem::token_pair_coactivation{}.scores(part, gem::layer_id{l}).score);
+    CHECK(gem::step_cohot_coactivation{.first_step = 5, .num_steps = 10}.scores(g.trace, gem::layer_id{l}).score ==
+          gem::step_cohot_coactivation{}.scores(part, gem::layer_id{l}).score);
+  }
+  CHECK_THROWS_AS((void)gem::token_pair_coactivation{.first_step = 30}.scores(g.trace, gem::layer_id{0}), gem::config_error);
+}

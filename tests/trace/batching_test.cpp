@@ -104,3 +104,29 @@ TEST_CASE("malformed routing handed to batching is rejected") {
   t.ids = {0, 1, 2, 3};
   CHECK_THROWS_AS((void)gem::batch_tokens(1, 3, t, {.tokens_per_step = 1}), gem::config_error);
 }
+
+TEST_CASE("a slice of steps is a trace of its own with the same counts and re-based token routing") {
+  std::mt19937 rng(13);
+  const auto tok = random_routing(rng, 3, 7, 2, 45);
+  const auto t = gem::batch_tokens(3, 7, tok, {.tokens_per_step = 10});  // steps of 10,10,10,10,5
+  const auto mid = gem::slice_steps(t, 1, 3);
+  REQUIRE(mid.num_steps() == 3);
+  for (int l = 0; l < 3; ++l)
+    for (int s = 0; s < 3; ++s)
+      for (int e = 0; e < 7; ++e) CHECK(mid.count(gem::layer_id{l}, s, gem::expert_id{e}) == t.count(gem::layer_id{l}, s + 1, gem::expert_id{e}));
+  REQUIRE(mid.tokens()->num_tokens == 30);
+  CHECK(mid.tokens()->step_offsets == std::vector<std::int64_t>{0, 10, 20, 30});
+  for (int l = 0; l < 3; ++l)
+    for (int i = 0; i < 30 * 2; ++i) {
+      CHECK(mid.tokens()->ids[l * 60 + i] == tok.ids[(l * 45 + 10) * 2 + i]);
+      CHECK(mid.tokens()->weights[l * 60 + i] == tok.weights[(l * 45 + 10) * 2 + i]);
+    }
+  const auto tail = gem::slice_steps(t, 4);
+  CHECK(tail.num_steps() == 1);
+  CHECK(tail.tokens()->num_tokens == 5);
+  CHECK(gem::slice_steps(t, 0) == t);
+  const gem::routing_trace counts_only(1, 3, 2, {1, 2, 3, 4, 5, 6});
+  CHECK(gem::slice_steps(counts_only, 2).counts()[1] == 6);
+  CHECK_THROWS_AS((void)gem::slice_steps(t, 3, 3), gem::config_error);
+  CHECK_THROWS_AS((void)gem::slice_steps(t, -1), gem::config_error);
+}

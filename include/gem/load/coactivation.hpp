@@ -26,6 +26,7 @@ struct coactivation_matrix {
   std::int32_t num_experts = 0;
   std::vector<double> score{};
 
+  /// Score of experts i and j; both must be in [0, num_experts).
   [[nodiscard]] double operator()(std::int32_t i, std::int32_t j) const {
     return score[static_cast<std::size_t>(i) * static_cast<std::size_t>(num_experts) + static_cast<std::size_t>(j)];
   }
@@ -95,15 +96,23 @@ inline double trace_excess_score(double n, double expected, double prior) {
 /// tokens and top-k routing, chance gives e_ij = n_i n_j (k - 1) / (T k) joint tokens (independent
 /// choice, corrected for k distinct picks per token); score(i, j) = max(0, (n_ij - e_ij) /
 /// (n_ij + prior_tokens)). Two always-hot experts score ~0; experts routed together score toward 1.
-/// Needs token routing (config_error otherwise). Raw counts: token_pair_counts.
+/// Needs token routing (config_error otherwise). Raw counts: token_pair_counts. Only the tokens of
+/// steps [first_step, first_step + num_steps) count (num_steps = 0: to the last step).
 struct token_pair_coactivation {
   double prior_tokens = 16.0;  ///< pseudo-tokens of shrinkage (>= 0).
+  std::int32_t first_step = 0;
+  std::int32_t num_steps = 0;
 
   [[nodiscard]] coactivation_matrix scores(const routing_trace& t, layer_id l) const {
     if (!(prior_tokens >= 0)) throw config_error("token_pair_coactivation.prior_tokens must be >= 0");
-    const auto pairs = token_pair_counts(t, l);
+    detail::check_layer(t, l, "token_pair_coactivation");
+    if (!t.tokens()) throw config_error("token_pair_coactivation: the trace has no per-token routing (top-k ids)");
+    const auto [s0, s1] = detail::step_range(t, first_step, num_steps, "token_pair_coactivation");
+    const auto tok0 = t.tokens()->step_offsets[static_cast<std::size_t>(s0)];
+    const auto tok1 = t.tokens()->step_offsets[static_cast<std::size_t>(s1)];
+    const auto pairs = token_pair_counts(t, l, tok0, tok1);
     const auto E = static_cast<std::size_t>(t.num_experts());
-    const double T = static_cast<double>(t.tokens()->num_tokens);
+    const double T = static_cast<double>(tok1 - tok0);
     const double k = t.tokens()->top_k;
     coactivation_matrix m{t.num_experts(), std::vector<double>(E * E, 0.0)};
     if (T == 0 || k < 2) return m;
@@ -246,7 +255,9 @@ struct cluster_options {
 /// A load_model that adds anti-affinity groups to another model's loads: groups =
 /// cluster_groups(coactivation.scores(trace, layer), clustering), where with `temporal_only` the
 /// candidates are the layer's temporal experts (classify with `classes`; consistent experts are
-/// hot together by definition and are balanced by their mean instead).
+/// hot together by definition and are balanced by their mean instead). Classes and scores use the
+/// whole trace given (and the co-activation model's own step range): to keep held-out steps out of
+/// a fit, pass the fitting steps only (gem::slice_steps in gem/trace/batching.hpp).
 template <load_model LoadModel, coactivation_model CoactivationModel>
 struct grouped_load {
   LoadModel base{};

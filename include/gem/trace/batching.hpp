@@ -1,10 +1,12 @@
 // gem/trace/batching.hpp — turns per-token routing into lock-step steps of B consecutive tokens
-// (DESIGN §5: B in {64, 256, 1024, 4096}), with an explicit rule for a partial last step.
+// (DESIGN §5: B in {64, 256, 1024, 4096}), with an explicit rule for a partial last step; and
+// slices of steps (fit on one part of a trace, evaluate on another).
 // Depends on gem/trace.hpp.
 #pragma once
 
 #include <algorithm>
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -97,6 +99,51 @@ struct batching {
   if (!trace.tokens())
     throw config_error("rebatch: the trace has no per-token routing (only counts), so its steps cannot be re-cut");
   return batch_tokens(trace.num_layers(), trace.num_experts(), *trace.tokens(), b);
+}
+
+/// Steps [first_step, first_step + num_steps) of `t` as a trace of their own (num_steps = 0: to the
+/// last step), token routing included (its tokens re-based to start at 0). Use it to fit on one part
+/// of a trace and evaluate on another without anything of the held-out steps leaking into the fit.
+/// Throws config_error when the range is not within the trace.
+[[nodiscard]] inline routing_trace slice_steps(const routing_trace& t, std::int32_t first_step, std::int32_t num_steps = 0) {
+  if (first_step < 0 || num_steps < 0 || first_step > t.num_steps())
+    throw config_error("slice_steps: first_step and num_steps must be >= 0 and first_step <= num_steps of the trace");
+  const std::int32_t end = num_steps == 0 ? t.num_steps() : first_step + num_steps;
+  if (end > t.num_steps())
+    throw config_error("slice_steps: steps [" + std::to_string(first_step) + ", " + std::to_string(end) +
+                       ") are not within the trace's " + std::to_string(t.num_steps()) + " steps");
+  const auto L = static_cast<std::size_t>(t.num_layers());
+  const auto E = static_cast<std::size_t>(t.num_experts());
+  const auto S = static_cast<std::size_t>(t.num_steps());
+  const auto n = static_cast<std::size_t>(end - first_step);
+  std::vector<std::int64_t> counts;
+  counts.reserve(L * n * E);
+  for (std::size_t l = 0; l < L; ++l) {
+    const auto* row = t.counts().data() + (l * S + static_cast<std::size_t>(first_step)) * E;
+    counts.insert(counts.end(), row, row + n * E);
+  }
+  std::optional<token_routing> tokens;
+  if (t.tokens()) {
+    const auto& src = *t.tokens();
+    const auto k = static_cast<std::size_t>(src.top_k);
+    const auto t0 = src.step_offsets[static_cast<std::size_t>(first_step)];
+    const auto t1 = src.step_offsets[static_cast<std::size_t>(end)];
+    token_routing out;
+    out.top_k = src.top_k;
+    out.num_tokens = t1 - t0;
+    for (std::size_t l = 0; l < L; ++l) {
+      const auto b = (l * static_cast<std::size_t>(src.num_tokens) + static_cast<std::size_t>(t0)) * k;
+      const auto e = (l * static_cast<std::size_t>(src.num_tokens) + static_cast<std::size_t>(t1)) * k;
+      out.ids.insert(out.ids.end(), src.ids.begin() + static_cast<std::ptrdiff_t>(b), src.ids.begin() + static_cast<std::ptrdiff_t>(e));
+      if (!src.weights.empty())
+        out.weights.insert(out.weights.end(), src.weights.begin() + static_cast<std::ptrdiff_t>(b),
+                           src.weights.begin() + static_cast<std::ptrdiff_t>(e));
+    }
+    for (auto s = static_cast<std::size_t>(first_step); s <= static_cast<std::size_t>(end); ++s)
+      out.step_offsets.push_back(src.step_offsets[s] - t0);
+    tokens = std::move(out);
+  }
+  return routing_trace(t.num_layers(), static_cast<std::int32_t>(n), t.num_experts(), std::move(counts), std::move(tokens));
 }
 
 }  // namespace gem

@@ -16,6 +16,7 @@
 #include <string>
 #include <vector>
 
+#include "gem/detail/trace_access.hpp"
 #include "gem/load/classes.hpp"
 #include "gem/load/coactivation.hpp"
 #include "gem/trace.hpp"
@@ -56,6 +57,7 @@ struct trace_stats {
   o.classes.validate();
   if (!(o.top_pair_fraction > 0 && o.top_pair_fraction <= 1))
     throw config_error("stats_options.top_pair_fraction must be in (0, 1]");
+  detail::check_layer(t, l, "compute_layer_stats");
   layer_stats st;
   st.layer = l.value;
   const auto E = static_cast<std::size_t>(t.num_experts());
