@@ -3,6 +3,7 @@
 #include <doctest/doctest.h>
 
 #include <algorithm>
+#include <chrono>
 #include <cmath>
 #include <filesystem>
 #include <fstream>
@@ -59,6 +60,12 @@ profile random_profile(std::mt19937_64& rng) {
   return p;
 }
 
+// A temporary file name unique per process (other build trees may run these tests concurrently).
+std::filesystem::path temp_path(const std::string& name) {
+  static const auto stamp = std::to_string(std::chrono::steady_clock::now().time_since_epoch().count());
+  return std::filesystem::temp_directory_path() / ("gem_speed_" + stamp + "_" + name);
+}
+
 json sample_json() { return json::parse(gem::format_profile(sample_profile())); }
 
 // Parses `j` as file "prof.json" and returns the error message (empty when it parses).
@@ -83,7 +90,7 @@ TEST_CASE("a profile written and read back is identical, to the byte") {
     CHECK(back == p);
     CHECK(gem::format_profile(back) == text);
   }
-  const auto path = std::filesystem::temp_directory_path() / "gem_speed_profile_roundtrip.json";
+  const auto path = temp_path("profile_roundtrip.json");
   gem::write_profile(sample_profile(), path);
   CHECK(gem::read_profile(path) == sample_profile());
   CHECK(gem::read_profile(path, gem::shapes::mixtral_8x7b) == sample_profile());
@@ -268,7 +275,7 @@ TEST_CASE("a profile measured for another layer shape is rejected naming the fie
   other = gem::shapes::mixtral_8x7b;
   other.top_k = 4;
   CHECK_THROWS_WITH_AS((void)gem::check_profile_shape(p, other), doctest::Contains("field 'layer.top_k'"), gem::parse_error);
-  const auto path = std::filesystem::temp_directory_path() / "gem_speed_profile_shape.json";
+  const auto path = temp_path("profile_shape.json");
   gem::write_profile(p, path);
   const std::string want = path.string() + ": field 'layer.hidden'";
   CHECK_THROWS_WITH_AS((void)gem::read_profile(path, gem::shapes::deepseek_v3), doctest::Contains(want.c_str()),

@@ -3,6 +3,7 @@
 #include <doctest/doctest.h>
 
 #include <algorithm>
+#include <chrono>
 #include <cmath>
 #include <filesystem>
 #include <fstream>
@@ -66,7 +67,9 @@ std::map<std::string, spread> read_summary(const std::filesystem::path& p) {
 }
 
 std::filesystem::path temp_file(const std::string& name, const std::string& text) {
-  const auto p = std::filesystem::temp_directory_path() / ("gem_speed_variability_" + name);
+  // Unique per process: other build trees may run this test at the same time.
+  static const auto stamp = std::to_string(std::chrono::steady_clock::now().time_since_epoch().count());
+  const auto p = std::filesystem::temp_directory_path() / ("gem_speed_variability_" + stamp + "_" + name);
   std::ofstream(p) << text;
   return p;
 }

@@ -35,7 +35,7 @@ struct table_gpu {
 /// How `table` reads between two points.
 enum class table_interpolation {
   /// Straight line between neighbouring points (and from (0, 0) to the first point): continuous,
-  /// monotone, and for the usual concave GEMM latency curve never above the measured step function.
+  /// monotone, and never above the tile_ceiling reading of the same points.
   linear,
   /// The value of the next point at or above: a GEMM with rows in (k*BM, (k+1)*BM] runs k+1 row
   /// tiles, so it costs what the (k+1)*BM point costs. Monotone, captures tile quantization.
