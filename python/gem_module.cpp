@@ -1,0 +1,248 @@
+// gem._gem — the C++ side of gem's Python package: EPLB's rebalance_experts contract, gem's
+// variability-aware strategies, and the evaluator, on numpy arrays. gem/__init__.py wraps it
+// (keyword defaults, torch tensors). Depends on pybind11 and gem's host API.
+#include <pybind11/numpy.h>
+#include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
+
+#include <chrono>
+#include <optional>
+#include <string>
+#include <variant>
+#include <vector>
+
+#include "gem/eval/evaluator.hpp"
+#include "gem/place/baselines.hpp"
+#include "gem/place/eplb.hpp"
+#include "gem/place/gem_search.hpp"
+#include "gem/place/speed_proportional.hpp"
+#include "gem/speed/layer_shape.hpp"
+#include "gem/speed/profile.hpp"
+#include "gem/speed/roofline.hpp"
+#include "gem/speed/scaled.hpp"
+#include "gem/speed/table.hpp"
+#include "gem/version.hpp"
+
+namespace py = pybind11;
+
+namespace {
+
+using f64_array = py::array_t<double, py::array::c_style | py::array::forcecast>;
+using i64_array = py::array_t<std::int64_t, py::array::c_style | py::array::forcecast>;
+
+/// weight [L][E] as rows of doubles; throws gem::config_error naming the argument.
+std::vector<std::vector<double>> rows_2d(const f64_array& a, const char* name) {
+  if (a.ndim() != 2)
+    throw gem::config_error(std::string(name) + " must be 2-D [layers, experts], got " + std::to_string(a.ndim()) + "-D");
+  const auto L = a.shape(0), E = a.shape(1);
+  std::vector<std::vector<double>> out(static_cast<std::size_t>(L));
+  const double* p = a.data();
+  for (py::ssize_t l = 0; l < L; ++l) out[l].assign(p + l * E, p + (l + 1) * E);
+  return out;
+}
+
+template <class T>
+py::array_t<std::int64_t> to_i64(const std::vector<std::vector<T>>& v) {
+  const auto rows = static_cast<py::ssize_t>(v.size()), cols = rows ? static_cast<py::ssize_t>(v[0].size()) : 0;
+  py::array_t<std::int64_t> out({rows, cols});
+  auto m = out.mutable_unchecked<2>();
+  for (py::ssize_t i = 0; i < rows; ++i)
+    for (py::ssize_t j = 0; j < cols; ++j) m(i, j) = static_cast<std::int64_t>(v[i][j]);
+  return out;
+}
+
+/// The EPLB triple of a placement: phy2log [L][P], log2phy [L][E][R], logcnt [L][E] (needs the
+/// same slot count in every layer).
+py::tuple eplb_triple(const gem::placement& pl) {
+  const auto L = pl.num_layers(), E = pl.num_experts(), R = pl.max_replicas();
+  const auto P = pl.num_slots(gem::layer_id{0});
+  py::array_t<std::int64_t> phy2log({static_cast<py::ssize_t>(L), static_cast<py::ssize_t>(P)});
+  py::array_t<std::int64_t> log2phy({static_cast<py::ssize_t>(L), static_cast<py::ssize_t>(E), static_cast<py::ssize_t>(R)});
+  py::array_t<std::int64_t> logcnt({static_cast<py::ssize_t>(L), static_cast<py::ssize_t>(E)});
+  auto p2l = phy2log.mutable_unchecked<2>();
+  auto l2p = log2phy.mutable_unchecked<3>();
+  auto cnt = logcnt.mutable_unchecked<2>();
+  for (std::int32_t l = 0; l < L; ++l) {
+    const auto& lp = pl.layer(gem::layer_id{l});
+    if (static_cast<std::int32_t>(lp.phy2log.size()) != P)
+      throw gem::config_error("the placement uses a different slot count in layer " + std::to_string(l));
+    for (std::int32_t p = 0; p < P; ++p) p2l(l, p) = lp.phy2log[p];
+    const auto lg = pl.log2phy(gem::layer_id{l}, R);
+    for (std::int32_t e = 0; e < E; ++e)
+      for (std::int32_t r = 0; r < R; ++r) l2p(l, e, r) = lg[static_cast<std::size_t>(e) * R + r];
+    const auto c = pl.logcnt(gem::layer_id{l});
+    for (std::int32_t e = 0; e < E; ++e) cnt(l, e) = c[e];
+  }
+  return py::make_tuple(phy2log, log2phy, logcnt);
+}
+
+py::tuple rebalance_experts(const f64_array& weight, int num_replicas, int num_groups, int num_nodes, int num_gpus) {
+  const auto r = gem::rebalance_experts(rows_2d(weight, "weight"), num_replicas, num_groups, num_nodes, num_gpus);
+  const auto L = static_cast<py::ssize_t>(r.log2phy.size());
+  const auto E = L ? static_cast<py::ssize_t>(r.log2phy[0].size()) : 0;
+  const auto R = E ? static_cast<py::ssize_t>(r.log2phy[0][0].size()) : 0;
+  py::array_t<std::int64_t> log2phy({L, E, R});
+  auto l2p = log2phy.mutable_unchecked<3>();
+  for (py::ssize_t l = 0; l < L; ++l)
+    for (py::ssize_t e = 0; e < E; ++e)
+      for (py::ssize_t k = 0; k < R; ++k) l2p(l, e, k) = r.log2phy[l][e][k];
+  return py::make_tuple(to_i64(r.phy2log), log2phy, to_i64(r.logcnt));
+}
+
+/// Median wall time (seconds) of `repeats` calls of the C++ rebalance_experts alone: the anchor of
+/// the binding's overhead benchmark.
+double time_rebalance_cpp(const f64_array& weight, int num_replicas, int num_groups, int num_nodes, int num_gpus,
+                          int repeats) {
+  const auto w = rows_2d(weight, "weight");
+  std::vector<double> t;
+  for (int i = 0; i < repeats; ++i) {
+    const auto t0 = std::chrono::steady_clock::now();
+    const auto r = gem::rebalance_experts(w, num_replicas, num_groups, num_nodes, num_gpus);
+    t.push_back(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+    if (r.phy2log.empty()) return -1;
+  }
+  std::sort(t.begin(), t.end());
+  return t[t.size() / 2];
+}
+
+using model_variant = std::variant<gem::scaled<gem::roofline>, gem::scaled<gem::table>>;
+
+/// The speed model of the keyword arguments: a profile's table (if given) or the H200 roofline
+/// for `shape`, each scaled by the per-GPU time multipliers `gpu_time`.
+model_variant make_model(int num_gpus, const std::vector<double>& gpu_time, const std::string& shape,
+                         const std::optional<std::string>& profile) {
+  std::vector<double> factors = gpu_time.empty() ? std::vector<double>(static_cast<std::size_t>(num_gpus), 1.0) : gpu_time;
+  if (static_cast<int>(factors.size()) != num_gpus)
+    throw gem::config_error("gpu_speed holds " + std::to_string(factors.size()) + " values for " +
+                            std::to_string(num_gpus) + " GPUs");
+  if (profile) return gem::scale(gem::to_table(gem::read_profile(*profile), num_gpus), factors);
+  return gem::scale(gem::h200_roofline(gem::layer_shape_by_name(shape), num_gpus), factors);
+}
+
+/// Steps [T][L][E] regrouped per layer [L][T][E].
+std::vector<std::vector<std::vector<double>>> steps_per_layer(const f64_array& t, py::ssize_t L, py::ssize_t E) {
+  if (t.ndim() != 3 || t.shape(1) != L || t.shape(2) != E)
+    throw gem::config_error("trace must be 3-D [steps, layers, experts] with " + std::to_string(L) + " layers and " +
+                            std::to_string(E) + " experts");
+  const auto T = t.shape(0);
+  std::vector<std::vector<std::vector<double>>> out(static_cast<std::size_t>(L));
+  const double* p = t.data();
+  for (py::ssize_t l = 0; l < L; ++l) {
+    out[l].resize(static_cast<std::size_t>(T));
+    for (py::ssize_t s = 0; s < T; ++s) out[l][s].assign(p + (s * L + l) * E, p + (s * L + l + 1) * E);
+  }
+  return out;
+}
+
+gem::placement run_strategy(const std::string& strategy, const std::string& mode, const gem::placement_problem& prob,
+                            const model_variant& model, std::uint64_t seed) {
+  const auto slot = mode == "extended" ? gem::slot_mode::extended : gem::slot_mode::engine_compatible;
+  if (mode != "engine" && mode != "extended")
+    throw gem::config_error("mode must be 'engine' or 'extended', got '" + mode + "'");
+  return std::visit(
+      [&](const auto& m) -> gem::placement {
+        if (strategy == "eplb") return gem::eplb{}.place(prob, m);
+        if (strategy == "linear") return gem::linear{}.place(prob, m);
+        if (strategy == "round_robin") return gem::round_robin{}.place(prob, m);
+        if (strategy == "speed_proportional") return gem::speed_proportional{.mode = slot}.place(prob, m);
+        if (strategy == "gem") return gem::gem_search{.mode = slot, .seed = seed}.place(prob, m);
+        throw gem::config_error("strategy must be one of eplb, linear, round_robin, speed_proportional, gem; got '" +
+                                strategy + "'");
+      },
+      model);
+}
+
+py::dict place(const f64_array& weight, int num_gpus, int num_slots, int num_groups, int num_nodes,
+               const std::string& strategy, const std::string& mode, const std::vector<double>& gpu_time,
+               const std::string& shape, const std::optional<std::string>& profile,
+               const std::optional<f64_array>& trace, std::uint64_t seed) {
+  const auto w = rows_2d(weight, "weight");
+  const auto L = weight.shape(0), E = weight.shape(1);
+  if (num_gpus <= 0 || num_slots % num_gpus != 0)
+    throw gem::config_error("num_replicas (" + std::to_string(num_slots) + ") must be a positive multiple of num_gpus (" +
+                            std::to_string(num_gpus) + ")");
+  gem::placement_problem prob{.cluster = gem::cluster_spec::equal(num_gpus, num_slots / num_gpus, num_nodes),
+                              .num_experts = static_cast<std::int32_t>(E),
+                              .layers = {},
+                              .num_groups = num_groups};
+  std::vector<std::vector<std::vector<double>>> steps;
+  if (trace) steps = steps_per_layer(*trace, L, E);
+  for (py::ssize_t l = 0; l < L; ++l)
+    prob.layers.push_back(gem::layer_loads{.mean = w[l], .steps = trace ? steps[l] : std::vector<std::vector<double>>{}, .groups = {}});
+  const auto model = make_model(num_gpus, gpu_time, shape, profile);
+  const auto pl = run_strategy(strategy, mode, prob, model, seed);
+  py::dict out;
+  const auto triple = eplb_triple(pl);
+  out["phy2log"] = triple[0];
+  out["log2phy"] = triple[1];
+  out["logcnt"] = triple[2];
+  std::vector<std::vector<std::int64_t>> slot_gpu;
+  std::vector<std::vector<double>> share;
+  for (const auto& lp : pl.layers()) {
+    slot_gpu.emplace_back(lp.slot_gpu.begin(), lp.slot_gpu.end());
+    share.push_back(lp.share);
+  }
+  out["slot_gpu"] = py::cast(slot_gpu);
+  out["replica_share"] = py::cast(share);
+  return out;
+}
+
+py::dict evaluate(const i64_array& phy2log, const std::vector<std::vector<std::int64_t>>& slot_gpu,
+                  const std::vector<std::vector<double>>& share, const f64_array& trace, int num_gpus,
+                  const std::vector<double>& gpu_time, const std::string& shape,
+                  const std::optional<std::string>& profile) {
+  if (phy2log.ndim() != 2) throw gem::config_error("phy2log must be 2-D [layers, slots]");
+  const auto L = phy2log.shape(0), P = phy2log.shape(1);
+  if (trace.ndim() != 3 || trace.shape(1) != L) throw gem::config_error("trace must be 3-D [steps, layers, experts]");
+  const auto E = trace.shape(2);
+  std::vector<gem::layer_placement> layers(static_cast<std::size_t>(L));
+  for (py::ssize_t l = 0; l < L; ++l) {
+    for (py::ssize_t p = 0; p < P; ++p) layers[l].phy2log.push_back(static_cast<std::int32_t>(phy2log.at(l, p)));
+    if (!slot_gpu.empty()) {
+      if (slot_gpu.size() != static_cast<std::size_t>(L)) throw gem::config_error("slot_gpu must hold one row per layer");
+      for (auto g : slot_gpu[l]) layers[l].slot_gpu.push_back(static_cast<std::int32_t>(g));
+    } else {
+      for (py::ssize_t p = 0; p < P; ++p) layers[l].slot_gpu.push_back(static_cast<std::int32_t>(p / (P / num_gpus)));
+    }
+    if (!share.empty()) layers[l].share = share.at(static_cast<std::size_t>(l));
+  }
+  std::vector<std::int32_t> per_gpu(static_cast<std::size_t>(num_gpus), 0);
+  for (const auto& lp : layers) {
+    std::vector<std::int32_t> used(static_cast<std::size_t>(num_gpus), 0);
+    for (auto g : lp.slot_gpu)
+      if (g >= 0 && g < num_gpus) ++used[g];
+    for (int g = 0; g < num_gpus; ++g) per_gpu[g] = std::max(per_gpu[g], used[g]);
+  }
+  const gem::placement pl(gem::cluster_spec{.num_gpus = num_gpus, .slots_per_gpu = per_gpu, .num_nodes = 1},
+                          static_cast<std::int32_t>(E), std::move(layers));
+  const auto steps = steps_per_layer(trace, L, E);
+  const auto model = make_model(num_gpus, gpu_time, shape, profile);
+  const auto ev = std::visit([&](const auto& m) { return gem::evaluate(pl, steps, m); }, model);
+  py::dict out;
+  out["mean"] = ev.summary.mean;
+  out["p50"] = ev.summary.p50;
+  out["p99"] = ev.summary.p99;
+  out["fluid_bound"] = ev.mean_bound;
+  out["ratio_to_bound"] = ev.ratio_to_bound;
+  out["straggler"] = py::array_t<double>(static_cast<py::ssize_t>(ev.straggler.size()), ev.straggler.data());
+  return out;
+}
+
+}  // namespace
+
+PYBIND11_MODULE(_gem, m) {
+  m.doc() = "gem: GPU-variability-aware expert placement (C++ core)";
+  py::register_exception<gem::error>(m, "GemError", PyExc_ValueError);
+  m.def("rebalance_experts", &rebalance_experts, py::arg("weight"), py::arg("num_replicas"), py::arg("num_groups"),
+        py::arg("num_nodes"), py::arg("num_gpus"),
+        "DeepSeek EPLB's rebalance_experts: returns (phy2log [L,P], log2phy [L,E,R], logcnt [L,E]) as int64 arrays.");
+  m.def("time_rebalance_cpp", &time_rebalance_cpp, py::arg("weight"), py::arg("num_replicas"), py::arg("num_groups"),
+        py::arg("num_nodes"), py::arg("num_gpus"), py::arg("repeats"),
+        "Median seconds of the C++ rebalance_experts alone (the binding overhead benchmark's anchor).");
+  m.def("place", &place, py::arg("weight"), py::arg("num_gpus"), py::arg("num_slots"), py::arg("num_groups"),
+        py::arg("num_nodes"), py::arg("strategy"), py::arg("mode"), py::arg("gpu_time"), py::arg("shape"),
+        py::arg("profile"), py::arg("trace"), py::arg("seed"));
+  m.def("evaluate", &evaluate, py::arg("phy2log"), py::arg("slot_gpu"), py::arg("replica_share"), py::arg("trace"),
+        py::arg("num_gpus"), py::arg("gpu_time"), py::arg("shape"), py::arg("profile"));
+  m.attr("__version__") = gem::version_string;
+}

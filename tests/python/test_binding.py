@@ -1,0 +1,92 @@
+"""The Python binding keeps EPLB's contract exactly and adds gem's variability-aware placement."""
+import json
+
+import numpy as np
+import pytest
+
+import gem
+
+
+def test_rebalance_experts_equals_every_eplb_reference_vector(eplb_vectors):
+    for path in eplb_vectors:
+        case = json.loads(path.read_text())
+        weight = np.asarray(case["weight"], dtype=np.float32)
+        phy2log, log2phy, logcnt = gem.rebalance_experts(weight, case["num_replicas"], case["num_groups"],
+                                                         case["num_nodes"], case["num_gpus"])
+        assert phy2log.dtype == np.int64 and log2phy.dtype == np.int64 and logcnt.dtype == np.int64
+        np.testing.assert_array_equal(phy2log, np.asarray(case["phy2log"]), err_msg=path.name)
+        np.testing.assert_array_equal(log2phy, np.asarray(case["log2phy"]), err_msg=path.name)
+        np.testing.assert_array_equal(logcnt, np.asarray(case["logcnt"]), err_msg=path.name)
+
+
+def test_the_eplb_triple_is_consistent_for_every_strategy():
+    rng = np.random.default_rng(3)
+    weight = rng.zipf(1.6, size=(4, 32)).astype(np.float64)
+    for strategy in ["eplb", "linear", "round_robin", "speed_proportional", "gem"]:
+        phy2log, log2phy, logcnt = gem.rebalance_experts(weight, 40, 4, 2, 8, strategy=strategy,
+                                                         gpu_speed=[0.8] + [1.0] * 7)
+        assert phy2log.shape == (4, 40)
+        for layer in range(4):
+            counts = np.bincount(phy2log[layer], minlength=32)
+            np.testing.assert_array_equal(counts, logcnt[layer], err_msg=strategy)
+            for e in range(32):
+                slots = [p for p in log2phy[layer, e] if p >= 0]
+                assert len(slots) == logcnt[layer, e]
+                assert all(phy2log[layer, p] == e for p in slots)
+
+
+def _zipf_steps(rng, steps, layers, experts, tokens):
+    """Per-step loads with a per-layer Zipf-like popularity and step-to-step noise."""
+    out = np.zeros((steps, layers, experts))
+    for layer in range(layers):
+        pop = 1.0 / np.arange(1, experts + 1) ** 1.1
+        pop = pop[rng.permutation(experts)]
+        for s in range(steps):
+            p = pop * rng.gamma(4.0, 0.25, size=experts)
+            out[s, layer] = rng.multinomial(tokens, p / p.sum())
+    return out
+
+
+def test_gem_beats_eplb_under_the_high_variability_setup():
+    rng = np.random.default_rng(11)
+    trace = _zipf_steps(rng, 64, 3, 64, 1024 * 6)
+    fit, held = trace[:32], trace[32:]
+    weight = fit.mean(axis=0)
+    speed = [1 / 1.277] + [1.0] * 7  # one GPU 27.7% slower
+    eplb = gem.place(weight, 8, strategy="eplb")
+    ours = gem.place(weight, 8, strategy="gem", gpu_speed=speed, trace=fit)
+    r_eplb = gem.evaluate(eplb, held, 8, gpu_speed=speed)
+    r_gem = gem.evaluate(ours, held, 8, gpu_speed=speed)
+    assert r_gem["mean"] < 0.97 * r_eplb["mean"]
+    assert r_gem["mean"] >= r_gem["fluid_bound"] * (1 - 1e-9)
+
+
+def test_without_keywords_the_result_is_eplbs_and_with_speeds_it_differs():
+    rng = np.random.default_rng(5)
+    weight = rng.random((2, 16)) * 100
+    a = gem.rebalance_experts(weight, 16, 1, 1, 4)
+    b = gem.rebalance_experts(weight, 16, 1, 1, 4, strategy="eplb")
+    for x, y in zip(a, b):
+        np.testing.assert_array_equal(x, y)
+    c = gem.rebalance_experts(weight, 16, 1, 1, 4, gpu_speed=[0.5, 1, 1, 1])
+    assert not np.array_equal(a[0], c[0])
+
+
+def test_bad_input_raises_a_clear_error():
+    with pytest.raises(gem.GemError, match="num_replicas"):
+        gem.rebalance_experts(np.ones((2, 16)), 15, 1, 1, 4)
+    with pytest.raises(gem.GemError, match="finite"):
+        gem.rebalance_experts(np.array([[1.0, np.nan, 2.0, 3.0]]), 4, 1, 1, 2)
+    with pytest.raises(gem.GemError, match="gpu_speed holds 3 values"):
+        gem.rebalance_experts(np.ones((1, 8)), 8, 1, 1, 4, gpu_speed=[1, 1, 1])
+    with pytest.raises(gem.GemError, match="strategy must be one of"):
+        gem.place(np.ones((1, 8)), 4, strategy="magic")
+
+
+def test_torch_tensors_come_back_as_torch_tensors():
+    torch = pytest.importorskip("torch")
+    w = torch.rand(2, 16, dtype=torch.float64) * 10
+    phy2log, log2phy, logcnt = gem.rebalance_experts(w, 20, 1, 1, 4)
+    assert isinstance(phy2log, torch.Tensor) and phy2log.dtype == torch.int64
+    ref = gem.rebalance_experts(w.numpy(), 20, 1, 1, 4)
+    assert np.array_equal(phy2log.numpy(), ref[0])
