@@ -121,4 +121,37 @@ void time_calls(benchmark::State& state, cudaStream_t stream, int reps, Call&& c
   (void)cudaEventDestroy(b);
 }
 
+/// As time_calls, but the `reps` calls are captured once into a CUDA graph and each iteration
+/// replays it: the time per call is device time plus in-graph launch gaps, without the host's
+/// launch cost (how an engine that captures its decode step runs them). `call(i)` must be
+/// capturable; it sees i = 0..reps-1 once, at capture.
+template <class Call>
+void time_graph(benchmark::State& state, cudaStream_t stream, int reps, Call&& call) {
+  cudaGraph_t graph;
+  cudaGraphExec_t exec;
+  GEM_BENCH_CHECK(cudaStreamBeginCapture(stream, cudaStreamCaptureModeThreadLocal));
+  for (int r = 0; r < reps; ++r) call(r);
+  GEM_BENCH_CHECK(cudaStreamEndCapture(stream, &graph));
+  GEM_BENCH_CHECK(cudaGraphInstantiate(&exec, graph, 0));
+  cudaEvent_t a, b;
+  GEM_BENCH_CHECK(cudaEventCreate(&a));
+  GEM_BENCH_CHECK(cudaEventCreate(&b));
+  GEM_BENCH_CHECK(cudaGraphLaunch(exec, stream));
+  GEM_BENCH_CHECK(cudaStreamSynchronize(stream));
+  for (auto _ : state) {
+    GEM_BENCH_CHECK(cudaEventRecord(a, stream));
+    GEM_BENCH_CHECK(cudaGraphLaunch(exec, stream));
+    GEM_BENCH_CHECK(cudaEventRecord(b, stream));
+    GEM_BENCH_CHECK(cudaEventSynchronize(b));
+    float ms = 0.0f;
+    GEM_BENCH_CHECK(cudaEventElapsedTime(&ms, a, b));
+    state.SetIterationTime(static_cast<double>(ms) * 1e-3 / reps);
+  }
+  GEM_BENCH_CHECK(cudaGetLastError());
+  (void)cudaEventDestroy(a);
+  (void)cudaEventDestroy(b);
+  (void)cudaGraphExecDestroy(exec);
+  (void)cudaGraphDestroy(graph);
+}
+
 }  // namespace gem::bench

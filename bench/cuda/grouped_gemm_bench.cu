@@ -65,7 +65,7 @@ cublasHandle_t handle() {
 }
 
 enum class which { gate_up, down, ffn };
-enum class variant { gem_auto, gem_device, gem_per_group, anchor_grouped, anchor_loop };
+enum class variant { gem_auto, gem_device, gem_per_group, gem_padded, anchor_grouped, anchor_loop };
 
 /// One routing of T tokens: host and device counts and offsets (unpadded).
 struct routing {
@@ -74,7 +74,8 @@ struct routing {
   std::int32_t max_rows = 0, active = 0;
 };
 
-std::vector<routing> make_routings(const model& m, std::int32_t T) {
+/// `pad`: each group's rows start at a multiple of it (a routing layout with tile_rows = pad).
+std::vector<routing> make_routings(const model& m, std::int32_t T, std::int32_t pad = 1) {
   std::vector<routing> out;
   for (int r = 0; r < routings; ++r) {
     routing x;
@@ -82,7 +83,7 @@ std::vector<routing> make_routings(const model& m, std::int32_t T) {
     std::int32_t off = 0;
     for (auto c : x.counts) {
       x.offsets.push_back(off);
-      off += c;
+      off += (c + pad - 1) / pad * pad;
       x.max_rows = std::max(x.max_rows, c);
       x.active += c > 0;
     }
@@ -156,14 +157,16 @@ void bm_gemm(benchmark::State& state, model m, std::int32_t T, which wh, variant
   GEM_BENCH_CHECK(cudaStreamCreate(&s));
   if (cublasSetStream(handle(), s) != CUBLAS_STATUS_SUCCESS) std::abort();
   auto& w = weights_of(m);
-  const auto rs = make_routings(m, T);
-  const std::int32_t rows = T * m.top_k;
+  constexpr std::int32_t pad = 128;  // gem_padded: the layout a routing_config{.tile_rows = 128} gives
+  const auto rs = make_routings(m, T, v == variant::gem_padded ? pad : 1);
+  const std::int32_t rows = T * m.top_k + (v == variant::gem_padded ? m.experts * (pad - 1) : 0);
   const std::int32_t K = wh == which::down ? m.inter : m.hidden;
   const std::int32_t N = wh == which::gate_up ? 2 * m.inter : m.hidden;
   const gc::bf16* W = wh == which::down ? w.w2.p : w.w13.p;
   device_array<gc::bf16> x(static_cast<std::size_t>(rows) * K), y(static_cast<std::size_t>(rows) * N);
+  const double useful_rows = static_cast<double>(T) * m.top_k;
   GEM_BENCH_OK(gc::fill_uniform_async(x.p, x.n, 13, -1.0f, 1.0f, s));
-  std::int32_t hint = 0, max_active = std::min(m.experts, rows);
+  std::int32_t hint = 0, max_active = std::min(m.experts, T * m.top_k);
   double active = 0;
   for (const auto& r : rs) {
     hint = std::max(hint, r.max_rows);
@@ -188,7 +191,7 @@ void bm_gemm(benchmark::State& state, model m, std::int32_t T, which wh, variant
       GEM_BENCH_OK(gc::expert_ffn_async(fs[static_cast<std::size_t>(i % routings)], path, {r.counts, r.offsets},
                                         gem_cublas(), ws.p, ws.n, s));
     });
-    state.counters["flops"] = 2.0 * rows * 3.0 * m.inter * m.hidden;
+    state.counters["flops"] = 2.0 * useful_rows * 3.0 * m.inter * m.hidden;
     state.counters["weight_bytes"] = active * 3.0 * m.inter * m.hidden * 2;
   } else {
     std::vector<gc::grouped_gemm_problem> ps;
@@ -196,7 +199,7 @@ void bm_gemm(benchmark::State& state, model m, std::int32_t T, which wh, variant
       ps.push_back({.num_groups = m.experts, .n = N, .k = K, .capacity_rows = rows, .x = x.p, .w = W, .y = y.p,
                     .counts = r.d_counts.p, .offsets = r.d_offsets.p, .rows_hint = hint, .max_active_groups = max_active});
     device_array<unsigned char> ws(gc::grouped_gemm_workspace_size(ps[0], gc::gemm_path::grouped));
-    if (v == variant::gem_auto || v == variant::gem_device || v == variant::gem_per_group) {
+    if (v == variant::gem_auto || v == variant::gem_device || v == variant::gem_per_group || v == variant::gem_padded) {
       const auto path = v == variant::gem_device      ? gc::gemm_path::device_counts
                         : v == variant::gem_per_group ? gc::gemm_path::per_group
                                                       : gc::gemm_path::automatic;
@@ -214,7 +217,7 @@ void bm_gemm(benchmark::State& state, model m, std::int32_t T, which wh, variant
       gem::bench::time_calls(state, s, reps,
                              [&](int i) { loop_anchor(rs[static_cast<std::size_t>(i % routings)], N, K, W, x.p, y.p); });
     }
-    state.counters["flops"] = 2.0 * rows * static_cast<double>(N) * K;
+    state.counters["flops"] = 2.0 * useful_rows * static_cast<double>(N) * K;
     state.counters["weight_bytes"] = active * static_cast<double>(N) * K * 2;
   }
   state.counters["path"] = static_cast<double>(chosen);
@@ -243,6 +246,7 @@ int main(int argc, char** argv) {
   const std::pair<variant, const char*> variants[] = {{variant::gem_auto, "gem_auto"},
                                                       {variant::gem_device, "gem_device"},
                                                       {variant::gem_per_group, "gem_per_group_fanout"},
+                                                      {variant::gem_padded, "gem_padded128"},
                                                       {variant::anchor_grouped, "anchor_cublas_grouped"},
                                                       {variant::anchor_loop, "anchor_cublas_loop"}};
   for (const auto& m : models)
@@ -251,6 +255,7 @@ int main(int argc, char** argv) {
         for (const auto& [v, vname] : variants) {
           if (v == variant::gem_device && T > 128) continue;
           if (v == variant::gem_per_group && (T < 128 || wh == which::ffn)) continue;
+          if (v == variant::gem_padded && T < 1024) continue;
           if (wh == which::ffn && (v == variant::anchor_grouped || v == variant::anchor_loop)) continue;
           const std::string name = std::string("gemm/") + m.name + "/" + wname + "/T=" + std::to_string(T) + "/" + vname;
           benchmark::RegisterBenchmark(name.c_str(), bm_gemm, m, T, wh, v)->UseManualTime()->Unit(benchmark::kMicrosecond);

@@ -1,6 +1,6 @@
 // Permute (gather into expert-major order) and combine (weighted sum back to token order) on the GPU,
 // beside a device-to-device copy of the same bytes (the anchor: what the memory system gives a copy).
-// Bytes counted: rows read plus rows written.
+// Bytes counted: rows read plus rows written. Timed as replays of a CUDA graph of back-to-back calls.
 #include <benchmark/benchmark.h>
 
 #include <string>
@@ -52,7 +52,7 @@ void bm_permute(benchmark::State& state, move_case c) {
   cudaStream_t s;
   GEM_BENCH_CHECK(cudaStreamCreate(&s));
   routed_rows r(c, s);
-  gem::bench::time_calls(state, s, reps_for(c), [&](int) {
+  gem::bench::time_graph(state, s, reps_for(c), [&](int) {
     GEM_BENCH_OK(gc::permute_async(r.layout, c.k, r.x.p, static_cast<std::size_t>(c.H) * 2, r.xp.p, s));
   });
   state.counters["bytes"] = 2.0 * c.T * c.k * c.H * 2;
@@ -63,7 +63,7 @@ void bm_combine(benchmark::State& state, move_case c) {
   cudaStream_t s;
   GEM_BENCH_CHECK(cudaStreamCreate(&s));
   routed_rows r(c, s);
-  gem::bench::time_calls(state, s, reps_for(c), [&](int) {
+  gem::bench::time_graph(state, s, reps_for(c), [&](int) {
     GEM_BENCH_OK(gc::combine_async(r.layout, c.T, c.k, r.weights.p, r.xp.p, c.H, nullptr, r.out.p, s));
   });
   state.counters["bytes"] = (static_cast<double>(c.T) * c.k + c.T) * c.H * 2;
@@ -77,7 +77,7 @@ void bm_copy(benchmark::State& state, move_case c) {
   const std::size_t bytes = static_cast<std::size_t>(c.T) * c.k * c.H * 2;
   device_array<unsigned char> a(bytes), b(bytes);
   GEM_BENCH_CHECK(cudaMemset(a.p, 1, bytes));
-  gem::bench::time_calls(state, s, reps_for(c), [&](int) {
+  gem::bench::time_graph(state, s, reps_for(c), [&](int) {
     GEM_BENCH_CHECK(cudaMemcpyAsync(b.p, a.p, bytes, cudaMemcpyDeviceToDevice, s));
   });
   state.counters["bytes"] = 2.0 * static_cast<double>(bytes);

@@ -1,5 +1,6 @@
 // Routing layout on the GPU: time per layout at T*k = 1K, 8K and 64K assignments, with and without a
 // placement, beside a device-to-device copy of the ids (the least any launch over them costs).
+// Timed as replays of a CUDA graph of 16 layouts (device time, no host launch cost).
 #include <benchmark/benchmark.h>
 
 #include <string>
@@ -43,7 +44,7 @@ void bm_layout(benchmark::State& state, routing_case c) {
   ids.upload(gem::bench::random_topk(1, c.T, c.k, c.E));
   device_array<float> w(ids.n);
   GEM_BENCH_CHECK(cudaMemset(w.p, 0, w.n * sizeof(float)));
-  gem::bench::time_calls(state, s, reps, [&](int) { GEM_BENCH_OK(gc::routing_layout_async(cfg, ids.p, w.p, layout, s)); });
+  gem::bench::time_graph(state, s, reps, [&](int) { GEM_BENCH_OK(gc::routing_layout_async(cfg, ids.p, w.p, layout, s)); });
   GEM_BENCH_OK(gc::check_routing(layout, s));
   state.counters["assignments"] = static_cast<double>(c.T) * c.k;
   (void)cudaStreamDestroy(s);
@@ -54,7 +55,7 @@ void bm_copy_ids(benchmark::State& state, routing_case c) {
   GEM_BENCH_CHECK(cudaStreamCreate(&s));
   device_array<std::int32_t> a(static_cast<std::size_t>(c.T) * c.k), b(a.n);
   GEM_BENCH_CHECK(cudaMemset(a.p, 1, a.n * 4));
-  gem::bench::time_calls(state, s, reps, [&](int) {
+  gem::bench::time_graph(state, s, reps, [&](int) {
     GEM_BENCH_CHECK(cudaMemcpyAsync(b.p, a.p, a.n * 4, cudaMemcpyDeviceToDevice, s));
   });
   state.counters["assignments"] = static_cast<double>(c.T) * c.k;

@@ -6,7 +6,7 @@ import json
 import os
 import sys
 
-PATHS = {0: "auto", 1: "device", 2: "per_group", 3: "grouped"}
+PATHS = {0: "auto", 1: "device", 2: "per_group", 3: "grouped", 4: "bucketed"}
 
 
 def medians(path):
@@ -49,7 +49,7 @@ def main():
     lines = []
     r = medians(os.path.join(d, "routing.json"))
     if r:
-        lines += ["### Routing layout (per layout, 16 back-to-back)", "",
+        lines += ["### Routing layout (per layout; graph of 16 back-to-back layouts)", "",
                   "| case | gem layout | anchor: copy ids |", "|---|---|---|"]
         for name, b in r.items():
             if name.endswith("/gem_layout"):
@@ -59,7 +59,7 @@ def main():
         lines.append("")
     p = medians(os.path.join(d, "permute.json"))
     if p:
-        lines += ["### Permute / combine (bytes read + written)", "",
+        lines += ["### Permute / combine (bytes read + written; graph replays)", "",
                   "| case | permute | TB/s | combine | TB/s | copy same bytes | TB/s |", "|---|---|---|---|---|---|---|"]
         for name, b in p.items():
             if name.endswith("/gem_permute"):
@@ -79,8 +79,8 @@ def main():
             lines += [f"Copy bandwidth (2 GiB device-to-device, read + written): {copy_tbs:.2f} TB/s", ""]
         lines += ["### Grouped GEMM (gem automatic path vs anchors; ratio = anchor time / gem time)", "",
                   "| shape | T | gem auto (path) | TFLOP/s | gem device | TB/s (% copy) | gem per-group, 4 streams | "
-                  "cuBLAS grouped | x | cuBLAS loop | x | torch | x |",
-                  "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+                  "gem auto, 128-padded layout (path) | TFLOP/s | cuBLAS grouped | x | cuBLAS loop | x | torch | x |",
+                  "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
         for name, b in g.items():
             if not name.endswith("/gem_auto") or "/ffn/" in name:
                 continue
@@ -90,7 +90,9 @@ def main():
             cg = g.get(base + "/anchor_cublas_grouped")
             cl = g.get(base + "/anchor_cublas_loop")
             to = t.get(base + "/anchor_torch_grouped_mm")
-            best = min(x for x in [b["us"], dv["us"] if dv else None] if x is not None)
+            # the ratio columns compare anchors with gem's best automatic result (unpadded or padded layout)
+            pd_ = g.get(base + "/gem_padded128")
+            b = min([b] + ([pd_] if pd_ else []), key=lambda e: e["us"])
             row = [f"{model} {gemm}", tt[2:], f"{fmt(b['us'])} ({PATHS.get(int(b.get('path', -1)), '?')})",
                    f"{b['flops'] / b['us'] / 1e6:.0f}"]
             if dv:
@@ -100,25 +102,31 @@ def main():
                 row += ["–", "–"]
             pg = g.get(base + "/gem_per_group_fanout")
             row.append(fmt(pg["us"]) if pg else "–")
+            pd = g.get(base + "/gem_padded128")
+            row += ([f"{fmt(pd['us'])} ({PATHS.get(int(pd.get('path', -1)), '?')})", f"{pd['flops'] / pd['us'] / 1e6:.0f}"]
+                    if pd else ["–", "–"])
             for a in (cg["us"] if cg else None, cl["us"] if cl else None, to):
                 row += [fmt(a), f"{a / b['us']:.2f}" if a else "–"]
             lines.append("| " + " | ".join(row) + " |")
         lines.append("")
         lines += ["### Expert FFN (gate/up + SiLU·mul + down)", "",
-                  "| shape | T | gem auto (path) | gem device | cuBLAS grouped, both GEMMs | torch, both GEMMs |",
-                  "|---|---|---|---|---|---|"]
+                  "| shape | T | gem auto (path) | gem device | gem auto, 128-padded layout (path) | "
+                  "cuBLAS grouped, both GEMMs | torch, both GEMMs |",
+                  "|---|---|---|---|---|---|---|"]
         for name, b in g.items():
             if not (name.endswith("/gem_auto") and "/ffn/" in name):
                 continue
             base = name[: -len("/gem_auto")]
             _, model, _, tt = base.split("/")
             dv = g.get(base + "/gem_device")
+            pd = g.get(base + "/gem_padded128")
             gu, dn = base.replace("/ffn/", "/gate_up/"), base.replace("/ffn/", "/down/")
             cg = [g.get(x + "/anchor_cublas_grouped") for x in (gu, dn)]
             to = [t.get(x + "/anchor_torch_grouped_mm") for x in (gu, dn)]
             lines.append(f"| {model} | {tt[2:]} | {fmt(b['us'])} ({PATHS.get(int(b.get('path', -1)), '?')}) | "
                          f"{fmt(dv['us']) if dv else '–'} | "
-                         f"{fmt(sum(x['us'] for x in cg)) if all(cg) else '–'} | "
+                         + (f"{fmt(pd['us'])} ({PATHS.get(int(pd.get('path', -1)), '?')}) | " if pd else "– | ")
+                         + f"{fmt(sum(x['us'] for x in cg)) if all(cg) else '–'} | "
                          f"{fmt(sum(to)) if all(x is not None for x in to) else '–'} |")
         lines.append("")
     text = "\n".join(lines)

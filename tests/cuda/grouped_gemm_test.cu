@@ -63,10 +63,15 @@ struct check_result {
 };
 
 /// Compares y ([capacity][n] bf16 bits, poisoned with 0xffff) against ref rows of each group.
+/// `rooms_written`: the padding rows of each active group's room may be written (bucketed path).
 check_result compare(const groups& g, std::int32_t n, const std::vector<std::uint16_t>& y,
-                     const std::vector<double>& ref) {
+                     const std::vector<double>& ref, bool rooms_written = false) {
   check_result r;
   std::vector<char> in_group(static_cast<std::size_t>(g.capacity), 0);
+  if (rooms_written)
+    for (std::size_t e = 0; e < g.counts.size(); ++e)
+      if (g.counts[e] > 0)
+        for (auto row = g.offsets[e]; row < g.offsets[e + 1]; ++row) in_group[static_cast<std::size_t>(row)] = 1;
   double err = 0.0, norm = 0.0;
   for (std::size_t e = 0; e < g.counts.size(); ++e)
     for (std::int32_t i = 0; i < g.counts[e]; ++i) {
@@ -115,7 +120,7 @@ struct cublas_handle {
 };
 
 const gc::gemm_path all_paths[] = {gc::gemm_path::device_counts, gc::gemm_path::per_group, gc::gemm_path::grouped,
-                                   gc::gemm_path::automatic};
+                                   gc::gemm_path::bucketed, gc::gemm_path::automatic};
 
 }  // namespace
 
@@ -162,7 +167,7 @@ TEST_CASE("every grouped GEMM path matches a float64 reference on skewed and emp
         d_y.poison(0xff);
         REQUIRE(gc::grouped_gemm_async(p, path, sizes, ctx, ws.get(), ws.size(), nullptr).ok());
         REQUIRE(cudaDeviceSynchronize() == cudaSuccess);
-        const auto r = compare(g, s.n, d_y.download(), ref);
+        const auto r = compare(g, s.n, d_y.download(), ref, path == gc::gemm_path::bucketed);
         CHECK(r.written);
         CHECK(r.untouched);
         CHECK(r.rel_err <= 1e-2);
@@ -228,7 +233,7 @@ TEST_CASE("every expert FFN path matches a float64 reference") {
                                    ws.get(), bytes, nullptr)
                   .ok());
       REQUIRE(cudaDeviceSynchronize() == cudaSuccess);
-      const auto r = compare(g, H, d_y.download(), ref);
+      const auto r = compare(g, H, d_y.download(), ref, path == gc::gemm_path::bucketed);
       CHECK(r.written);
       CHECK(r.untouched);
       CHECK(r.rel_err <= 1e-2);
@@ -327,4 +332,14 @@ TEST_CASE("automatic picks the device kernel for few rows and cuBLAS for many") 
   CHECK(gc::choose_gemm_path(p, {few, off}) == gc::gemm_path::device_counts);
   CHECK(gc::choose_gemm_path(p, {many, off}) == gc::gemm_path::per_group);
   CHECK(gc::choose_gemm_path(p, {mid, off}) == gc::gemm_path::grouped);
+  // 32 groups of ~300 rows: padded to 384-row rooms -> bucketed; unpadded (every room distinct) -> per_group
+  const gc::grouped_gemm_problem q{.num_groups = 32, .n = 2048, .k = 2048};
+  std::vector<std::int32_t> counts, padded{0}, tight{0};
+  for (std::int32_t g = 0; g < 32; ++g) {
+    counts.push_back(290 + g);
+    padded.push_back(padded.back() + 384);
+    tight.push_back(tight.back() + 290 + g);
+  }
+  CHECK(gc::choose_gemm_path(q, {counts, padded}) == gc::gemm_path::bucketed);
+  CHECK(gc::choose_gemm_path(q, {counts, tight}) == gc::gemm_path::per_group);
 }

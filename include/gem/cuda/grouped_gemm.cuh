@@ -49,6 +49,8 @@ enum class gemm_path : std::int32_t {
   device_counts,   ///< gem's kernel; counts read on the device; graph-capturable; best for few rows
   per_group,       ///< one cublasGemmEx per active group (a lone large expert, or a few large ones)
   grouped,         ///< one cublasGemmGroupedBatchedEx call over the active groups (many mid-size groups)
+  bucketed,        ///< one cublasGemmBatchedEx per distinct room (offsets[g+1] - offsets[g]): prefill on a
+                   ///< tile-padded layout; computes every row of a group's room (padding rows too)
 };
 
 /// Name of a path, for messages and benchmark labels.
@@ -58,6 +60,7 @@ enum class gemm_path : std::int32_t {
     case gemm_path::device_counts: return "device_counts";
     case gemm_path::per_group: return "per_group";
     case gemm_path::grouped: return "grouped";
+    case gemm_path::bucketed: return "bucketed";
   }
   return "unknown";
 }
@@ -72,6 +75,7 @@ struct grouped_gemm_problem {
   const bf16* x = nullptr;         ///< [capacity_rows][k]
   const bf16* w = nullptr;         ///< [G][n][k]
   bf16* y = nullptr;               ///< [capacity_rows][n]; rows outside every group are not written
+                                   ///< (bucketed: rows inside an active group's room are)
   const std::int32_t* counts = nullptr;   ///< device [G]
   const std::int32_t* offsets = nullptr;  ///< device [G+1]
   std::int32_t rows_hint = 8;      ///< rows per group the device path expects (more still work, slower)
@@ -160,6 +164,12 @@ class cublas_workers {
 // 1.07 ms vs 0.46 ms; DeepSeek-V3 T=8192: 15.2 ms vs 8.2 ms).
 constexpr std::int32_t device_path_max_rows = 16;
 constexpr std::int32_t per_group_min_mean_rows = 192;
+// Bucketed batched cuBLAS replaces the per-group loop from 16 active groups when rooms repeat (on
+// average >= 4 groups per distinct room). First-principles values: the loop's host cost (~8 us per
+// cublasGemmEx, measured: Qwen3 T=128, 128 calls in 1.03 ms) exceeds its GPU time below ~1 GFLOP
+// per group; to be confirmed by the gem_padded128 rows of grouped_gemm_bench.
+constexpr std::int32_t bucketed_min_groups = 16;
+constexpr std::int32_t bucketed_groups_per_room = 4;
 /// cuBLAS grouped call: host arrays live on the stack, so the active groups are capped.
 constexpr std::int32_t max_cublas_groups = 1024;
 
@@ -180,8 +190,19 @@ inline std::size_t align256(std::size_t v) noexcept { return (v + 255) / 256 * 2
     max_rows = std::max(max_rows, c);
   }
   if (active == 0 || max_rows <= device_path_max_rows) return gemm_path::device_counts;
-  if (rows >= static_cast<std::int64_t>(per_group_min_mean_rows) * active || active > max_cublas_groups)
-    return gemm_path::per_group;
+  if (active > max_cublas_groups) return gemm_path::per_group;
+  if (rows >= static_cast<std::int64_t>(per_group_min_mean_rows) * active) {
+    // Many groups on a tile-padded layout (few distinct rooms): one batched call per room instead of
+    // one host-side cuBLAS call (~8 us of host time each on the H200 machine) per group.
+    if (active < bucketed_min_groups) return gemm_path::per_group;
+    std::array<std::int32_t, max_cublas_groups> rooms{};
+    std::int32_t n = 0;
+    for (std::size_t g = 0; g < sizes.counts.size(); ++g)
+      if (sizes.counts[g] > 0) rooms[static_cast<std::size_t>(n++)] = sizes.offsets[g + 1] - sizes.offsets[g];
+    std::sort(rooms.begin(), rooms.begin() + n);
+    const auto distinct = std::unique(rooms.begin(), rooms.begin() + n) - rooms.begin();
+    return distinct * bucketed_groups_per_room <= active ? gemm_path::bucketed : gemm_path::per_group;
+  }
   return gemm_path::grouped;
 }
 
@@ -193,6 +214,7 @@ inline std::size_t align256(std::size_t v) noexcept { return (v + 255) / 256 * 2
       p.max_active_groups < 0 || !aligned(p.x) || !aligned(p.w) || !aligned(p.y) || !p.counts || !p.offsets)
     return detail::bad_argument();
   if (p.num_groups > 65535) return {status_code::unsupported, cudaSuccess, 0};
+  if (path == gemm_path::bucketed && p.num_groups > max_cublas_groups) return {status_code::unsupported, cudaSuccess, 0};
   if ((path == gemm_path::device_counts || path == gemm_path::automatic) && (p.n % 16 != 0 || p.k % 32 != 0))
     return {status_code::unsupported, cudaSuccess, 0};
   return {};
@@ -200,7 +222,7 @@ inline std::size_t align256(std::size_t v) noexcept { return (v + 255) / 256 * 2
 
 /// Device workspace bytes grouped_gemm_async needs for `path` (automatic: the most any path needs).
 [[nodiscard]] inline std::size_t grouped_gemm_workspace_size(const grouped_gemm_problem& p, gemm_path path) noexcept {
-  if (path == gemm_path::device_counts || path == gemm_path::per_group) return 0;
+  if (path == gemm_path::device_counts || path == gemm_path::per_group) return 0;  // grouped, bucketed, automatic:
   return 3 * detail::align256(static_cast<std::size_t>(std::max(p.num_groups, 0)) * sizeof(void*));
 }
 
@@ -303,6 +325,45 @@ inline status run_grouped(const grouped_gemm_problem& p, const host_group_sizes&
                                                 CUBLAS_COMPUTE_32F));
 }
 
+inline status run_bucketed(const grouped_gemm_problem& p, const host_group_sizes& s, cublasHandle_t h, void* ws,
+                           cudaStream_t stream) noexcept {
+  struct item {
+    std::int32_t room, group;
+  };
+  std::array<item, max_cublas_groups> items{};
+  std::int32_t active = 0;
+  for (std::int32_t g = 0; g < p.num_groups; ++g) {
+    const auto u = static_cast<std::size_t>(g);
+    if (s.counts[u] <= 0) continue;
+    const auto room = s.offsets[u + 1] - s.offsets[u];
+    if (room < s.counts[u]) return bad_argument();  // offsets that do not hold the counts
+    items[static_cast<std::size_t>(active++)] = {room, g};
+  }
+  if (active == 0) return {};
+  std::sort(items.begin(), items.begin() + active,
+            [](const item& a, const item& b) { return a.room != b.room ? a.room < b.room : a.group < b.group; });
+  auto* base = static_cast<char*>(ws);
+  const auto arr = align256(static_cast<std::size_t>(p.num_groups) * sizeof(void*));
+  auto** a = reinterpret_cast<const void**>(base);
+  auto** b = reinterpret_cast<const void**>(base + arr);
+  auto** c = reinterpret_cast<void**>(base + 2 * arr);
+  bucket_pointers_kernel<<<1, 1024, 0, stream>>>(p.w, p.x, p.y, p.counts, p.offsets, p.num_groups,
+                                                 static_cast<std::int64_t>(p.n) * p.k, p.k, p.n, a, b, c);
+  if (auto st = from_cuda(cudaGetLastError()); !st) return st;
+  if (auto st = from_cublas(cublasSetStream(h, stream)); !st) return st;
+  const float alpha = 1.0f, beta = 0.0f;
+  for (std::int32_t i = 0; i < active;) {
+    std::int32_t j = i;
+    while (j < active && items[static_cast<std::size_t>(j)].room == items[static_cast<std::size_t>(i)].room) ++j;
+    const auto st = cublasGemmBatchedEx(h, CUBLAS_OP_T, CUBLAS_OP_N, p.n, items[static_cast<std::size_t>(i)].room, p.k,
+                                        &alpha, a + i, CUDA_R_16BF, p.k, b + i, CUDA_R_16BF, p.k, &beta, c + i,
+                                        CUDA_R_16BF, p.n, j - i, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT);
+    if (st != CUBLAS_STATUS_SUCCESS) return from_cublas(st);
+    i = j;
+  }
+  return {};
+}
+
 }  // namespace detail
 
 /// Enqueues y_g = x_g · w_g^T for every group on `stream` and returns before it finishes.
@@ -326,6 +387,7 @@ inline status run_grouped(const grouped_gemm_problem& p, const host_group_sizes&
       return detail::launch_gemv(p, false, 0, static_cast<std::int64_t>(p.n) * p.k, stream);
     case gemm_path::per_group: return detail::run_per_group(p, sizes, cublas, stream);
     case gemm_path::grouped: return detail::run_grouped(p, sizes, cublas.handle, workspace, stream);
+    case gemm_path::bucketed: return detail::run_bucketed(p, sizes, cublas.handle, workspace, stream);
     case gemm_path::automatic: break;
   }
   return detail::bad_argument();

@@ -71,11 +71,17 @@ using bf16 = __nv_bfloat16;
                                           const float* weights, const bf16* y, std::int32_t hidden,
                                           const bf16* residual, bf16* out, cudaStream_t stream) noexcept {
   if (auto s = can_implement_combine(layout, num_tokens, top_k, hidden, y, residual, out); !s) return s;
-  const dim3 grid(static_cast<unsigned>(num_tokens),
-                  static_cast<unsigned>((hidden / 8 + detail::combine_threads - 1) / detail::combine_threads));
-  detail::combine_rows_kernel<<<grid, detail::combine_threads, 0, stream>>>(
-      reinterpret_cast<const int4*>(y), reinterpret_cast<const int4*>(residual), reinterpret_cast<int4*>(out),
-      hidden / 8, top_k, layout.src_to_perm, weights);
+  const auto launch = [&](auto kernel, int vpt) {
+    const int per_block = detail::combine_threads * vpt;
+    const dim3 grid(static_cast<unsigned>(num_tokens), static_cast<unsigned>((hidden / 8 + per_block - 1) / per_block));
+    kernel<<<grid, detail::combine_threads, 0, stream>>>(reinterpret_cast<const int4*>(y),
+                                                         reinterpret_cast<const int4*>(residual),
+                                                         reinterpret_cast<int4*>(out), hidden / 8, top_k,
+                                                         layout.src_to_perm, weights);
+  };
+  if (top_k <= 2) launch(detail::combine_rows_kernel<4, 2>, 4);
+  else if (top_k <= 4) launch(detail::combine_rows_kernel<2, 4>, 2);
+  else launch(detail::combine_rows_kernel<1, 8>, 1);
   return from_cuda(cudaGetLastError());
 }
 

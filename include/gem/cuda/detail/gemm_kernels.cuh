@@ -268,4 +268,29 @@ __global__ void __launch_bounds__(1024) group_pointers_kernel(const __nv_bfloat1
   }
 }
 
+/// Pointer arrays for the bucketed path: active groups (count > 0) ordered by (room, group), where
+/// room = offsets[g+1] - offsets[g]; the host derives the same order from its copy of the sizes.
+/// One block of 1024 threads, groups <= 1024.
+__global__ void __launch_bounds__(1024) bucket_pointers_kernel(const __nv_bfloat16* w, const __nv_bfloat16* x,
+                                                               __nv_bfloat16* y, const std::int32_t* counts,
+                                                               const std::int32_t* offsets, std::int32_t groups,
+                                                               std::int64_t w_stride, std::int32_t k, std::int32_t n,
+                                                               const void** a, const void** b, void** c) {
+  __shared__ std::int32_t room[1024];
+  const std::int32_t g = threadIdx.x;
+  const bool active = g < groups && counts[g] > 0;
+  if (g < groups) room[g] = active ? offsets[g + 1] - offsets[g] : -1;
+  __syncthreads();
+  if (!active) return;
+  const std::int32_t mine = room[g];
+  std::int32_t rank = 0;
+  for (std::int32_t o = 0; o < groups; ++o) {
+    const std::int32_t r = room[o];
+    rank += r >= 0 && (r < mine || (r == mine && o < g));
+  }
+  a[rank] = w + static_cast<std::int64_t>(g) * w_stride;
+  b[rank] = x + static_cast<std::int64_t>(offsets[g]) * k;
+  c[rank] = y + static_cast<std::int64_t>(offsets[g]) * n;
+}
+
 }  // namespace gem::cuda::detail

@@ -70,8 +70,9 @@ __device__ __forceinline__ std::int32_t routing_group(const routing_params& p, s
 }
 
 /// Assignments each thread holds in registers: a block of W warps owns a tile of W*32*per_lane
-/// consecutive assignments (H200: 4 per lane -> 4096-assignment tiles, 16 tiles at 64K).
-constexpr int routing_per_lane = 4;
+/// consecutive assignments. H200, 2026-11-29 (bench/cuda/routing_bench.cu): 4 per lane made 8K
+/// assignments two tiles and two launches (19.7 us); 8 per lane keeps 8K in one launch.
+constexpr int routing_per_lane = 8;
 
 template <class Id>
 __device__ __forceinline__ void routing_load(const routing_params& p, const Id* __restrict__ ids,
@@ -189,6 +190,7 @@ __global__ void __launch_bounds__(1024, 1) routing_place_kernel(routing_params p
   // Per group: exclusive scan over this tile's warps, totals, rows of earlier tiles.
   for (std::int32_t g = tid; g < G; g += blockDim.x) {
     std::int32_t s = 0;
+#pragma unroll 8
     for (int w = 0; w < W; ++w) {
       const std::int32_t c = hist[w * G + g];
       hist[w * G + g] = s;
