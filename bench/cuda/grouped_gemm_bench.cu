@@ -65,7 +65,7 @@ cublasHandle_t handle() {
 }
 
 enum class which { gate_up, down, ffn };
-enum class variant { gem_auto, gem_device, gem_per_group, gem_padded, anchor_grouped, anchor_loop };
+enum class variant { gem_auto, gem_device, gem_per_group, gem_padded, gem_bucketed32, anchor_grouped, anchor_loop };
 
 /// One routing of T tokens: host and device counts and offsets (unpadded).
 struct routing {
@@ -158,8 +158,9 @@ void bm_gemm(benchmark::State& state, model m, std::int32_t T, which wh, variant
   if (cublasSetStream(handle(), s) != CUBLAS_STATUS_SUCCESS) std::abort();
   auto& w = weights_of(m);
   constexpr std::int32_t pad = 128;  // gem_padded: the layout a routing_config{.tile_rows = 128} gives
-  const auto rs = make_routings(m, T, v == variant::gem_padded ? pad : 1);
-  const std::int32_t rows = T * m.top_k + (v == variant::gem_padded ? m.experts * (pad - 1) : 0);
+  const std::int32_t tile = v == variant::gem_padded ? pad : v == variant::gem_bucketed32 ? 32 : 1;
+  const auto rs = make_routings(m, T, tile);
+  const std::int32_t rows = T * m.top_k + m.experts * (tile - 1);
   const std::int32_t K = wh == which::down ? m.inter : m.hidden;
   const std::int32_t N = wh == which::gate_up ? 2 * m.inter : m.hidden;
   const gc::bf16* W = wh == which::down ? w.w2.p : w.w13.p;
@@ -199,10 +200,12 @@ void bm_gemm(benchmark::State& state, model m, std::int32_t T, which wh, variant
       ps.push_back({.num_groups = m.experts, .n = N, .k = K, .capacity_rows = rows, .x = x.p, .w = W, .y = y.p,
                     .counts = r.d_counts.p, .offsets = r.d_offsets.p, .rows_hint = hint, .max_active_groups = max_active});
     device_array<unsigned char> ws(gc::grouped_gemm_workspace_size(ps[0], gc::gemm_path::grouped));
-    if (v == variant::gem_auto || v == variant::gem_device || v == variant::gem_per_group || v == variant::gem_padded) {
-      const auto path = v == variant::gem_device      ? gc::gemm_path::device_counts
-                        : v == variant::gem_per_group ? gc::gemm_path::per_group
-                                                      : gc::gemm_path::automatic;
+    if (v == variant::gem_auto || v == variant::gem_device || v == variant::gem_per_group || v == variant::gem_padded ||
+        v == variant::gem_bucketed32) {
+      const auto path = v == variant::gem_device       ? gc::gemm_path::device_counts
+                        : v == variant::gem_per_group  ? gc::gemm_path::per_group
+                        : v == variant::gem_bucketed32 ? gc::gemm_path::bucketed
+                                                       : gc::gemm_path::automatic;
       chosen = path == gc::gemm_path::automatic ? gc::choose_gemm_path(ps[0], {rs[0].counts, rs[0].offsets}) : path;
       gem::bench::time_calls(state, s, reps, [&](int i) {
         const auto& r = rs[static_cast<std::size_t>(i % routings)];
@@ -247,6 +250,7 @@ int main(int argc, char** argv) {
                                                       {variant::gem_device, "gem_device"},
                                                       {variant::gem_per_group, "gem_per_group_fanout"},
                                                       {variant::gem_padded, "gem_padded128"},
+                                                      {variant::gem_bucketed32, "gem_bucketed_pad32"},
                                                       {variant::anchor_grouped, "anchor_cublas_grouped"},
                                                       {variant::anchor_loop, "anchor_cublas_loop"}};
   for (const auto& m : models)
@@ -256,6 +260,7 @@ int main(int argc, char** argv) {
           if (v == variant::gem_device && T > 128) continue;
           if (v == variant::gem_per_group && (T < 128 || wh == which::ffn)) continue;
           if (v == variant::gem_padded && T < 1024) continue;
+          if (v == variant::gem_bucketed32 && (T != 1024 || wh == which::ffn)) continue;
           if (wh == which::ffn && (v == variant::anchor_grouped || v == variant::anchor_loop)) continue;
           const std::string name = std::string("gemm/") + m.name + "/" + wname + "/T=" + std::to_string(T) + "/" + vname;
           benchmark::RegisterBenchmark(name.c_str(), bm_gemm, m, T, wh, v)->UseManualTime()->Unit(benchmark::kMicrosecond);

@@ -103,7 +103,9 @@ def main():
             pg = g.get(base + "/gem_per_group_fanout")
             row.append(fmt(pg["us"]) if pg else "–")
             pd = g.get(base + "/gem_padded128")
-            row += ([f"{fmt(pd['us'])} ({PATHS.get(int(pd.get('path', -1)), '?')})", f"{pd['flops'] / pd['us'] / 1e6:.0f}"]
+            bk = g.get(base + "/gem_bucketed_pad32")
+            row += ([f"{fmt(pd['us'])} ({PATHS.get(int(pd.get('path', -1)), '?')})"
+                     + (f"; bucketed, 32-padded: {fmt(bk['us'])}" if bk else ""), f"{pd['flops'] / pd['us'] / 1e6:.0f}"]
                     if pd else ["–", "–"])
             for a in (cg["us"] if cg else None, cl["us"] if cl else None, to):
                 row += [fmt(a), f"{a / b['us']:.2f}" if a else "–"]

@@ -231,10 +231,14 @@ namespace detail {
 inline status launch_gemv(const grouped_gemm_problem& p, bool gated, std::int32_t up_offset, std::int64_t w_stride,
                           cudaStream_t stream) noexcept {
   const std::int32_t ks = gemv_ksplit(p.k);
-  gemv_params q{p.x, p.w, p.y, p.counts, p.offsets, p.num_groups, p.n, p.k, w_stride, up_offset, ks};
   const std::int32_t active = p.max_active_groups > 0 ? std::min(p.max_active_groups, p.num_groups) : p.num_groups;
   const std::int32_t cols = gemv_cols * (gemv_warps / ks);
-  const dim3 grid(static_cast<unsigned>((p.n + cols - 1) / cols), static_cast<unsigned>(active));
+  const std::int32_t col_blocks = (p.n + cols - 1) / cols;
+  const std::int64_t block_bytes = static_cast<std::int64_t>(cols) * p.k * 2 * (gated ? 2 : 1);
+  const auto per_block = static_cast<std::int32_t>(
+      std::clamp<std::int64_t>(gemv_block_bytes / std::max<std::int64_t>(block_bytes, 1), 1, col_blocks));
+  gemv_params q{p.x, p.w, p.y, p.counts, p.offsets, p.num_groups, p.n, p.k, w_stride, up_offset, ks, col_blocks, per_block};
+  const dim3 grid(static_cast<unsigned>((col_blocks + per_block - 1) / per_block), static_cast<unsigned>(active));
   const bool wide = p.rows_hint > 8;
   if (gated) {
     if (wide) grouped_gemv_kernel<2, true><<<grid, gemv_threads, 0, stream>>>(q);

@@ -99,9 +99,14 @@ constexpr int routing_warps(std::int32_t groups, std::int32_t gpus) noexcept {
   const auto w = (routing_smem_budget - fixed) / (static_cast<std::size_t>(groups) * 4);
   return static_cast<int>(std::min<std::size_t>(w, 32));
 }
-/// Assignments per block (one tile) and tiles for `cfg`'s T*k assignments.
-constexpr std::int64_t routing_tile(std::int32_t groups, std::int32_t gpus) noexcept {
-  return static_cast<std::int64_t>(routing_warps(groups, gpus)) * 32 * routing_per_lane;
+/// Warps per block for n assignments: no more than the tile needs (small inputs: one small block).
+constexpr int routing_block_warps(std::int64_t n, std::int32_t groups, std::int32_t gpus) noexcept {
+  const std::int64_t needed = (n + 32 * routing_per_lane - 1) / (32 * routing_per_lane);
+  return static_cast<int>(std::max<std::int64_t>(1, std::min<std::int64_t>(routing_warps(groups, gpus), needed)));
+}
+/// Assignments per block (one tile) for n assignments.
+constexpr std::int64_t routing_tile(std::int64_t n, std::int32_t groups, std::int32_t gpus) noexcept {
+  return static_cast<std::int64_t>(routing_block_warps(n, groups, gpus)) * 32 * routing_per_lane;
 }
 }  // namespace detail
 
@@ -131,7 +136,8 @@ constexpr std::int64_t routing_tile(std::int32_t groups, std::int32_t gpus) noex
   const auto gpus = static_cast<std::size_t>(cfg.placement.num_slots > 0 ? cfg.placement.num_gpus : 0);
   const auto cap = static_cast<std::size_t>(std::max<std::int64_t>(cfg.capacity_rows(), 0));
   const auto n = static_cast<std::size_t>(cfg.num_tokens) * static_cast<std::size_t>(cfg.top_k);
-  const auto tile = static_cast<std::size_t>(std::max<std::int64_t>(detail::routing_tile(cfg.num_groups(), static_cast<std::int32_t>(gpus)), 1));
+  const auto tile = static_cast<std::size_t>(
+      std::max<std::int64_t>(detail::routing_tile(static_cast<std::int64_t>(n), cfg.num_groups(), static_cast<std::int32_t>(gpus)), 1));
   const auto tiles = (n + tile - 1) / tile;
   return align_up((2 * G + 1) * 4, 256) + align_up(E * 4, 256) + align_up(gpus * 4 + 4, 256) +
          2 * align_up(cap * 4, 256) + align_up(n * 4, 256) + align_up(tiles * (G + 1) * 4, 256) + 256;
@@ -209,8 +215,8 @@ template <class Id>
   p.src_to_perm = layout.src_to_perm;
   p.perm_weights = layout.perm_weights;
   p.num_invalid = layout.num_invalid;
-  const int warps = routing_warps(p.num_groups, gpus);
-  const auto tile = routing_tile(p.num_groups, gpus);
+  const int warps = routing_block_warps(p.num_assignments, p.num_groups, gpus);
+  const auto tile = routing_tile(p.num_assignments, p.num_groups, gpus);
   const auto tiles = static_cast<std::int32_t>((p.num_assignments + tile - 1) / tile);
   const std::size_t smem = (static_cast<std::size_t>(warps + 3) * p.num_groups + 40 + static_cast<std::size_t>(gpus)) * 4;
   if (tiles > 1) {

@@ -22,6 +22,11 @@ constexpr int gemv_threads = gemv_warps * 32;
 constexpr int gemv_loads_in_flight = 8;  // 16-byte weight vectors per thread per iteration
 constexpr int gemv_cols = 16;            // output columns per column tile (one m16n8k16 A tile)
 
+/// Weight bytes one block should stream at least: it pays one active-group lookup (a load round
+/// trip and two barriers) per block. H200, 2026-11-29: 64 KB blocks (DeepSeek-V3 down, K = 2048)
+/// ran at 92% of copy bandwidth against 103% for 458 KB blocks (gate/up).
+constexpr std::int64_t gemv_block_bytes = 192 * 1024;
+
 /// Warps that split K for one column tile (the block's other warps take other column tiles):
 /// enough that each warp streams >= 8 chunks of 32 k per row (H200: at K = 768 a full 8-way split
 /// left each warp one load round trip and the down GEMM of Qwen3 at 50% of copy bandwidth).
@@ -42,6 +47,8 @@ struct gemv_params {
   std::int64_t w_group_stride; // elements between groups of w
   std::int32_t up_offset;      // gated: first row of the up half in each group's w
   std::int32_t ksplit;         // warps per column tile (1, 2, 4 or 8)
+  std::int32_t col_blocks;     // column blocks of 16 * (8 / ksplit) columns
+  std::int32_t col_blocks_per_block;  // consecutive column blocks one block streams
 };
 
 __device__ __forceinline__ uint4 ld_stream(const void* p) {
@@ -106,7 +113,8 @@ __device__ __forceinline__ std::int32_t nth_active_group(const std::int32_t* cou
 }
 
 /// Grouped y_g = x_g · w_g^T for few rows per group, streaming each active group's weights once.
-/// Grid: x = column blocks of 16 * (8 / ksplit) columns, y = (at most) the number of active groups;
+/// Grid: x = runs of col_blocks_per_block column blocks of 16 * (8 / ksplit) columns, y = (at
+/// most) the number of active groups;
 /// block y finds the y-th group with rows. Warp w takes column tile w / ksplit and the K slice
 /// w % ksplit. Rows are processed 8*MT at a time (more rows: more passes over the same weights,
 /// from L2). Gated: each tile also streams the matching up rows and writes silu(x·gate) * (x·up).
@@ -125,92 +133,96 @@ __global__ void __launch_bounds__(gemv_threads, 2) grouped_gemv_kernel(gemv_para
   const int gl = lane >> 2, cl = lane & 3;
   const int ks = p.ksplit, tiles = gemv_warps / ks;
   const int ctile = warp / ks, kslice = warp % ks;
-  const std::int32_t n0 = (static_cast<std::int32_t>(blockIdx.x) * tiles + ctile) * gemv_cols;
-  const bool col_ok = n0 < p.n_out;
-  const std::int32_t K = p.k;
-  const std::int32_t chunks = col_ok ? K / 32 : 0;
+  for (std::int32_t j = 0; j < p.col_blocks_per_block; ++j) {
+    const std::int32_t cb = static_cast<std::int32_t>(blockIdx.x) * p.col_blocks_per_block + j;
+    if (cb >= p.col_blocks) break;
+    const std::int32_t n0 = (cb * tiles + ctile) * gemv_cols;
+    const bool col_ok = n0 < p.n_out;
+    const std::int32_t K = p.k;
+    const std::int32_t chunks = col_ok ? K / 32 : 0;
 
-  const __nv_bfloat16* wg = p.w + static_cast<std::int64_t>(g) * p.w_group_stride;
-  const __nv_bfloat16* wlo[NT];
-  const __nv_bfloat16* whi[NT];
-#pragma unroll
-  for (int t = 0; t < NT; ++t) {
-    const std::int32_t r = (col_ok ? n0 : 0) + gl + (t == 1 ? p.up_offset : 0);
-    wlo[t] = wg + static_cast<std::int64_t>(r) * K + cl * 8;
-    whi[t] = wg + static_cast<std::int64_t>(r + 8) * K + cl * 8;
-  }
-
-  for (std::int32_t rp = 0; rp < m; rp += 8 * MT) {
-    float acc[MT][NT][4];
-#pragma unroll
-    for (int i = 0; i < MT; ++i)
-#pragma unroll
-      for (int t = 0; t < NT; ++t) acc[i][t][0] = acc[i][t][1] = acc[i][t][2] = acc[i][t][3] = 0.0f;
-    const __nv_bfloat16* xr[MT];
-    bool xok[MT];
-#pragma unroll
-    for (int i = 0; i < MT; ++i) {
-      const std::int32_t r = rp + i * 8 + gl;
-      xok[i] = r < m;
-      xr[i] = p.x + (row0 + (xok[i] ? r : 0)) * K + cl * 8;
+    const __nv_bfloat16* wg = p.w + static_cast<std::int64_t>(g) * p.w_group_stride;
+    const __nv_bfloat16* wlo[NT];
+    const __nv_bfloat16* whi[NT];
+  #pragma unroll
+    for (int t = 0; t < NT; ++t) {
+      const std::int32_t r = (col_ok ? n0 : 0) + gl + (t == 1 ? p.up_offset : 0);
+      wlo[t] = wg + static_cast<std::int64_t>(r) * K + cl * 8;
+      whi[t] = wg + static_cast<std::int64_t>(r + 8) * K + cl * 8;
     }
-    for (std::int32_t c0 = kslice; c0 < chunks; c0 += ks * U) {
-      uint4 lo[U][NT], hi[U][NT], xv[U][MT];
-#pragma unroll
-      for (int u = 0; u < U; ++u) {
-        const std::int32_t c = c0 + u * ks;
-        const bool ok = c < chunks;
-        const std::int64_t koff = static_cast<std::int64_t>(c) * 32;
-#pragma unroll
+
+    for (std::int32_t rp = 0; rp < m; rp += 8 * MT) {
+      float acc[MT][NT][4];
+  #pragma unroll
+      for (int i = 0; i < MT; ++i)
+  #pragma unroll
+        for (int t = 0; t < NT; ++t) acc[i][t][0] = acc[i][t][1] = acc[i][t][2] = acc[i][t][3] = 0.0f;
+      const __nv_bfloat16* xr[MT];
+      bool xok[MT];
+  #pragma unroll
+      for (int i = 0; i < MT; ++i) {
+        const std::int32_t r = rp + i * 8 + gl;
+        xok[i] = r < m;
+        xr[i] = p.x + (row0 + (xok[i] ? r : 0)) * K + cl * 8;
+      }
+      for (std::int32_t c0 = kslice; c0 < chunks; c0 += ks * U) {
+        uint4 lo[U][NT], hi[U][NT], xv[U][MT];
+  #pragma unroll
+        for (int u = 0; u < U; ++u) {
+          const std::int32_t c = c0 + u * ks;
+          const bool ok = c < chunks;
+          const std::int64_t koff = static_cast<std::int64_t>(c) * 32;
+  #pragma unroll
+          for (int t = 0; t < NT; ++t) {
+            lo[u][t] = ok ? ld_stream(wlo[t] + koff) : uint4{0, 0, 0, 0};
+            hi[u][t] = ok ? ld_stream(whi[t] + koff) : uint4{0, 0, 0, 0};
+          }
+  #pragma unroll
+          for (int i = 0; i < MT; ++i) xv[u][i] = ok && xok[i] ? ld_cached(xr[i] + koff) : uint4{0, 0, 0, 0};
+        }
+  #pragma unroll
+        for (int u = 0; u < U; ++u)
+  #pragma unroll
+          for (int i = 0; i < MT; ++i)
+  #pragma unroll
+            for (int t = 0; t < NT; ++t) mma_chunk(acc[i][t], lo[u][t], hi[u][t], xv[u][i]);
+      }
+      // Sum the K slices of each column tile.
+  #pragma unroll
+      for (int i = 0; i < MT; ++i)
+  #pragma unroll
+        for (int t = 0; t < NT; ++t)
+  #pragma unroll
+          for (int q = 0; q < 4; ++q) red[warp][(i * NT + t) * 4 + q][lane] = acc[i][t][q];
+      __syncthreads();
+      for (int idx = tid; idx < tiles * MT * 4 * 32; idx += gemv_threads) {
+        const int tile = idx / (MT * 128), rem = idx % (MT * 128);
+        const int i = rem / 128, q = (rem / 32) % 4, ln = rem % 32;
+        const std::int32_t tn0 = (cb * tiles + tile) * gemv_cols;
+        if (tn0 >= p.n_out) continue;
+        float v[NT];
+  #pragma unroll
         for (int t = 0; t < NT; ++t) {
-          lo[u][t] = ok ? ld_stream(wlo[t] + koff) : uint4{0, 0, 0, 0};
-          hi[u][t] = ok ? ld_stream(whi[t] + koff) : uint4{0, 0, 0, 0};
+          float s = 0.0f;
+          for (int w = tile * ks; w < (tile + 1) * ks; ++w) s += red[w][(i * NT + t) * 4 + q][ln];
+          v[t] = s;
         }
-#pragma unroll
-        for (int i = 0; i < MT; ++i) xv[u][i] = ok && xok[i] ? ld_cached(xr[i] + koff) : uint4{0, 0, 0, 0};
-      }
-#pragma unroll
-      for (int u = 0; u < U; ++u)
-#pragma unroll
-        for (int i = 0; i < MT; ++i)
-#pragma unroll
-          for (int t = 0; t < NT; ++t) mma_chunk(acc[i][t], lo[u][t], hi[u][t], xv[u][i]);
-    }
-    // Sum the K slices of each column tile.
-#pragma unroll
-    for (int i = 0; i < MT; ++i)
-#pragma unroll
-      for (int t = 0; t < NT; ++t)
-#pragma unroll
-        for (int q = 0; q < 4; ++q) red[warp][(i * NT + t) * 4 + q][lane] = acc[i][t][q];
-    __syncthreads();
-    for (int idx = tid; idx < tiles * MT * 4 * 32; idx += gemv_threads) {
-      const int tile = idx / (MT * 128), rem = idx % (MT * 128);
-      const int i = rem / 128, q = (rem / 32) % 4, ln = rem % 32;
-      const std::int32_t tn0 = (static_cast<std::int32_t>(blockIdx.x) * tiles + tile) * gemv_cols;
-      if (tn0 >= p.n_out) continue;
-      float v[NT];
-#pragma unroll
-      for (int t = 0; t < NT; ++t) {
-        float s = 0.0f;
-        for (int w = tile * ks; w < (tile + 1) * ks; ++w) s += red[w][(i * NT + t) * 4 + q][ln];
-        v[t] = s;
-      }
-      const int col = (ln >> 2) + (q >= 2 ? 8 : 0);
-      const std::int32_t r = rp + i * 8 + 2 * (ln & 3) + (q & 1);
-      if (r < m) {
-        float out = v[0];
-        if constexpr (Gated) {
-          // Round like the unfused path does (bf16 gate and up), so the paths agree closely.
-          const float gate = __bfloat162float(__float2bfloat16_rn(v[0]));
-          const float up = __bfloat162float(__float2bfloat16_rn(v[NT - 1]));
-          out = silu_mul(gate, up);
+        const int col = (ln >> 2) + (q >= 2 ? 8 : 0);
+        const std::int32_t r = rp + i * 8 + 2 * (ln & 3) + (q & 1);
+        if (r < m) {
+          float out = v[0];
+          if constexpr (Gated) {
+            // Round like the unfused path does (bf16 gate and up), so the paths agree closely.
+            const float gate = __bfloat162float(__float2bfloat16_rn(v[0]));
+            const float up = __bfloat162float(__float2bfloat16_rn(v[NT - 1]));
+            out = silu_mul(gate, up);
+          }
+          p.y[(row0 + r) * p.n_out + tn0 + col] = __float2bfloat16_rn(out);
         }
-        p.y[(row0 + r) * p.n_out + tn0 + col] = __float2bfloat16_rn(out);
       }
+      __syncthreads();
     }
-    __syncthreads();
-  }
+  }  // column blocks
 }
 
 /// act[r][i] = silu(h[r][i]) * h[r][inter + i] for rows r < rows_used[0], 8 columns per thread.

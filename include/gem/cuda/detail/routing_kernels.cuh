@@ -70,9 +70,10 @@ __device__ __forceinline__ std::int32_t routing_group(const routing_params& p, s
 }
 
 /// Assignments each thread holds in registers: a block of W warps owns a tile of W*32*per_lane
-/// consecutive assignments. H200, 2026-11-29 (bench/cuda/routing_bench.cu): 4 per lane made 8K
-/// assignments two tiles and two launches (19.7 us); 8 per lane keeps 8K in one launch.
-constexpr int routing_per_lane = 8;
+/// consecutive assignments. H200, 2026-11-29 (bench/cuda/routing_bench.cu, graph replays): one
+/// block places ~0.3 assignments/ns (scattered index stores bound one SM), so 8 per lane (8K-tile)
+/// took 28.6 us at 8K; small tiles spread the placing over many SMs.
+constexpr int routing_per_lane = 2;
 
 template <class Id>
 __device__ __forceinline__ void routing_load(const routing_params& p, const Id* __restrict__ ids,
