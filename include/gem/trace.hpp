@@ -61,7 +61,8 @@ class routing_trace {
             if (e >= 0 && e < num_experts)
               ++counts[(static_cast<std::size_t>(l) * num_steps + s) * num_experts + e];
           }
-    return routing_trace(num_layers, num_steps, num_experts, std::move(counts), std::move(tokens));
+    // The counts come from the tokens, so only the counts' own checks remain to be done.
+    return routing_trace(counted_from_tokens{}, num_layers, num_steps, num_experts, std::move(counts), std::move(tokens));
   }
 
   [[nodiscard]] std::int32_t num_layers() const noexcept { return num_layers_; }
@@ -99,6 +100,17 @@ class routing_trace {
   }
 
  private:
+  struct counted_from_tokens {};
+  routing_trace(counted_from_tokens, std::int32_t num_layers, std::int32_t num_steps, std::int32_t num_experts,
+                std::vector<std::int64_t> counts, token_routing tokens)
+      : num_layers_(num_layers),
+        num_steps_(num_steps),
+        num_experts_(num_experts),
+        counts_(std::move(counts)),
+        tokens_(std::move(tokens)) {
+    validate_counts();
+  }
+
   [[nodiscard]] std::size_t index(std::int32_t l, std::int32_t s, std::int32_t e) const {
     return (static_cast<std::size_t>(l) * num_steps_ + s) * num_experts_ + e;
   }
@@ -140,6 +152,12 @@ class routing_trace {
   }
 
   void validate() const {
+    validate_counts();
+    if (!tokens_) return;
+    validate_tokens();
+  }
+
+  void validate_counts() const {
     if (num_layers_ <= 0) throw config_error("routing_trace: num_layers must be positive, got " + std::to_string(num_layers_));
     if (num_steps_ < 0) throw config_error("routing_trace: num_steps must be non-negative, got " + std::to_string(num_steps_));
     if (num_experts_ <= 0) throw config_error("routing_trace: num_experts must be positive, got " + std::to_string(num_experts_));
@@ -153,7 +171,10 @@ class routing_trace {
         throw config_error("routing_trace: negative count at layer " + std::to_string(l) + " step " +
                            std::to_string(s) + " expert " + std::to_string(e));
       }
-    if (!tokens_) return;
+  }
+
+  void validate_tokens() const {
+    const auto n = counts_.size();
     check_token_shape(num_layers_, num_experts_, *tokens_);
     if (tokens_->step_offsets.size() != static_cast<std::size_t>(num_steps_) + 1)
       throw config_error("token_routing.step_offsets holds " + std::to_string(tokens_->step_offsets.size()) +

@@ -23,6 +23,7 @@
 
 #include <algorithm>
 #include <charconv>
+#include <span>
 #include <cstdint>
 #include <filesystem>
 #include <string>
@@ -189,6 +190,44 @@ inline void parse_esft_layer(std::string_view text, const std::string& file, con
 
 }  // namespace detail
 
+/// One layer file's content, for parse_esft: the file's layer number L, a name for messages and
+/// the text.
+struct esft_layer_text {
+  std::int32_t source_layer = 0;
+  std::string name{};
+  std::string_view text{};
+};
+
+/// Parses ESFT layer files already in memory (in increasing layer order), with the same checks and
+/// result as read_esft (except `files`, which stays empty). Throws parse_error naming the file
+/// (`name`), line and field.
+[[nodiscard]] inline esft_trace parse_esft(std::span<const esft_layer_text> layers, const esft_options& o = {}) {
+  o.validate();
+  if (layers.empty()) throw parse_error("", 1, "layer", "no layer files");
+  esft_trace out;
+  token_routing tok;
+  tok.top_k = o.top_k;
+  std::vector<std::int64_t> line_tokens;
+  std::string first_name;
+  for (std::size_t i = 0; i < layers.size(); ++i) {
+    const auto& f = layers[i];
+    if (i == 0) first_name = std::filesystem::path(f.name).filename().string();
+    detail::parse_esft_layer(f.text, f.name, o, line_tokens, i == 0, first_name, tok.ids, tok.weights);
+    if (i == 0) {
+      std::int64_t total = 0;
+      for (auto t : line_tokens) total += t;
+      tok.ids.reserve(static_cast<std::size_t>(total) * o.top_k * layers.size());
+      tok.weights.reserve(tok.ids.capacity());
+    }
+    out.source_layers.push_back(f.source_layer);
+  }
+  out.sequence_offsets.assign(1, 0);
+  for (auto t : line_tokens) out.sequence_offsets.push_back(out.sequence_offsets.back() + t);
+  tok.num_tokens = out.sequence_offsets.back();
+  out.trace = batch_tokens(static_cast<std::int32_t>(layers.size()), o.num_experts, std::move(tok), o.steps);
+  return out;
+}
+
 /// Reads one ESFT task directory (files expert_weights_<L>.txt) into a trace with token routing and
 /// steps cut by `o.steps`. Per layer the trace holds exactly tokens x top_k assignments (fewer only
 /// with partial_step::drop). Throws parse_error (file, line, field) on malformed or missing input,
@@ -228,29 +267,17 @@ inline void parse_esft_layer(std::string_view text, const std::string& file, con
                             ".." + std::to_string(layers.back()) + " expected)");
   }
 
-  esft_trace out;
-  token_routing tok;
-  tok.top_k = o.top_k;
-  std::vector<std::int64_t> line_tokens;
-  std::string first_name;
-  for (std::size_t i = 0; i < layers.size(); ++i) {
-    const auto f = esft_layer_file(task_dir, layers[i]);
-    const auto bytes = detail::read_text_file(f);
-    if (i == 0) first_name = f.filename().string();
-    detail::parse_esft_layer(bytes, f.string(), o, line_tokens, i == 0, first_name, tok.ids, tok.weights);
-    if (i == 0) {
-      std::int64_t total = 0;
-      for (auto t : line_tokens) total += t;
-      tok.ids.reserve(static_cast<std::size_t>(total) * o.top_k * layers.size());
-      tok.weights.reserve(tok.ids.capacity());
-    }
-    out.files.push_back(f);
+  std::vector<std::string> texts;
+  std::vector<std::string> names;
+  for (const auto L : layers) {
+    const auto f = esft_layer_file(task_dir, L);
+    texts.push_back(detail::read_text_file(f));
+    names.push_back(f.string());
   }
-  out.sequence_offsets.assign(1, 0);
-  for (auto t : line_tokens) out.sequence_offsets.push_back(out.sequence_offsets.back() + t);
-  tok.num_tokens = out.sequence_offsets.back();
-  out.source_layers = layers;
-  out.trace = batch_tokens(static_cast<std::int32_t>(layers.size()), o.num_experts, std::move(tok), o.steps);
+  std::vector<esft_layer_text> in;
+  for (std::size_t i = 0; i < layers.size(); ++i) in.push_back({layers[i], names[i], texts[i]});
+  auto out = parse_esft(in, o);
+  for (const auto L : layers) out.files.push_back(esft_layer_file(task_dir, L));
   return out;
 }
 
