@@ -136,8 +136,19 @@ std::vector<std::string> strategy_names_available();
 void write_text_file(const std::string& path, const std::string& text);
 /// Splits "a,b,c" and checks each name. Throws config_error naming an unknown one.
 std::vector<std::string> parse_strategy_list(const std::string& list);
-/// Runs strategy `name` on `problem` under `speed` (seed for randomized strategies).
-placement run_strategy(const std::string& name, const placement_problem& problem, const any_speed& speed, std::uint64_t seed);
+/// How strategies run: seed for randomized ones; `extended` lets speed_proportional and gem choose
+/// per-GPU slot counts and speed-weighted replica shares (only the gem format carries unequal slots).
+struct strategy_options {
+  std::uint64_t seed = 0;
+  bool extended = false;
+  std::int32_t max_steps = 0;  ///< gem: optimise over at most this many fit steps (0 = all)
+  std::int32_t threads = 0;    ///< gem: layers searched in parallel (0 = every core); same output for any count
+  std::int64_t max_step_evals = -1;  ///< gem: search budget per layer and start (-1 = the strategy's default)
+};
+/// Adds --slot-mode engine|extended.
+void add_slot_mode_option(CLI::App& app, bool& extended);
+/// Runs strategy `name` on `problem` under `speed`.
+placement run_strategy(const std::string& name, const placement_problem& problem, const any_speed& speed, const strategy_options& so);
 
 /// Problem from trace steps [first, first+count): mean and (up to 512 sampled) steps per layer.
 placement_problem problem_from_trace(const routing_trace& t, const cluster_spec& c, std::int32_t groups,
@@ -172,7 +183,7 @@ struct comparison {
 
 /// Fits each strategy on the first `split` of the steps and replays the rest.
 comparison compare(const routing_trace& t, const std::vector<std::string>& names, const cluster_spec& c, std::int32_t groups,
-                   const any_speed& speed, double split, std::uint64_t seed);
+                   const any_speed& speed, double split, const strategy_options& so);
 /// The side-by-side table (mean, p50, p99, ratio to eplb, ratio to the fluid bound).
 void print_table(std::ostream& os, const comparison& cmp);
 /// {"strategies": {"<name>": {"mean": s, "p50": s, "p99": s}}, "fluid_bound": {"mean": s}}

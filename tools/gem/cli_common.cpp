@@ -7,6 +7,7 @@
 #include <cstdio>
 #include <fstream>
 #include <sstream>
+#include <thread>
 
 #include "gem/io/csv_counts.hpp"
 #include "gem/io/esft.hpp"
@@ -265,17 +266,34 @@ std::vector<std::string> parse_strategy_list(const std::string& list) {
   return out;
 }
 
-placement run_strategy(const std::string& name, const placement_problem& problem, const any_speed& speed, std::uint64_t seed) {
-  (void)seed;
+void add_slot_mode_option(CLI::App& app, bool& extended) {
+  app.add_option_function<std::string>(
+         "--slot-mode", [&extended](const std::string& m) { extended = m == "extended"; },
+         "engine (default): every GPU keeps P/G slots and replicas split evenly, what engines load today; "
+         "extended: speed_proportional and gem choose per-GPU slot counts and speed-weighted replica shares "
+         "(write --format gem; sglang carries the shares only with equal slots)")
+      ->check(CLI::IsMember({"engine", "extended"}));
+}
+
+placement run_strategy(const std::string& name, const placement_problem& problem, const any_speed& speed, const strategy_options& so) {
   if (name == "linear") return linear{}.place(problem, speed);
   if (name == "round_robin") return round_robin{}.place(problem, speed);
   if (name == "eplb") return eplb{}.place(problem, speed);
+#if defined(GEM_CLI_HAS_SPEED_PROPORTIONAL) || defined(GEM_CLI_HAS_GEM_SEARCH)
+  const auto mode = so.extended ? slot_mode::extended : slot_mode::engine_compatible;
+#endif
 #ifdef GEM_CLI_HAS_SPEED_PROPORTIONAL
-  if (name == "speed_proportional") return speed_proportional{}.place(problem, speed);
+  if (name == "speed_proportional") return speed_proportional{.mode = mode}.place(problem, speed);
 #endif
 #ifdef GEM_CLI_HAS_GEM_SEARCH
-  if (name == "gem") return gem_search{.seed = seed}.place(problem, speed);
+  if (name == "gem") {
+    const auto threads = so.threads > 0 ? so.threads : static_cast<std::int32_t>(std::max(1u, std::thread::hardware_concurrency()));
+    gem_search g{.mode = mode, .seed = so.seed, .max_steps = so.max_steps, .threads = threads};
+    if (so.max_step_evals >= 0) g.max_step_evals = so.max_step_evals;
+    return g.place(problem, speed);
+  }
 #endif
+  (void)so;
   throw config_error("strategy '" + name + "' is not available in this build");
 }
 

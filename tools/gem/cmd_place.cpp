@@ -18,9 +18,9 @@ namespace gem::cli {
 // ---- comparison --------------------------------------------------------------------------------------
 
 comparison compare(const routing_trace& t, const std::vector<std::string>& names, const cluster_spec& c, std::int32_t groups,
-                   const any_speed& speed, double split, std::uint64_t seed) {
+                   const any_speed& speed, double split, const strategy_options& so) {
   const auto parts = split_steps(t, split);
-  const auto problem = problem_from_trace(t, c, groups, parts.fit.first, parts.fit.count, seed);
+  const auto problem = problem_from_trace(t, c, groups, parts.fit.first, parts.fit.count, so.seed);
   comparison cmp;
   cmp.names = names;
   cmp.num_gpus = c.num_gpus;
@@ -29,7 +29,7 @@ comparison compare(const routing_trace& t, const std::vector<std::string>& names
   progress prog("placing and replaying", static_cast<std::int64_t>(names.size()));
   for (std::size_t k = 0; k < names.size(); ++k) {
     prog.tick(static_cast<std::int64_t>(k));
-    auto pl = run_strategy(names[k], problem, speed, seed);
+    auto pl = run_strategy(names[k], problem, speed, so);
     const auto ev = evaluate(pl, t, speed, parts.held_out);
     cmp.mean.push_back(ev.summary.mean);
     cmp.p50.push_back(ev.summary.p50);
@@ -53,17 +53,17 @@ void print_table(std::ostream& os, const comparison& cmp) {
   const double eplb_mean = has_eplb ? cmp.mean[static_cast<std::size_t>(eplb_it - cmp.names.begin())] : 0;
   const double scale = *std::max_element(cmp.mean.begin(), cmp.mean.end());
   char line[256];
-  std::snprintf(line, sizeof line, "%-20s %12s %12s %12s %9s %9s\n", "strategy", "mean", "p50", "p99", "vs eplb", "vs bound");
-  os << line << std::string(79, '-') << "\n";
+  std::snprintf(line, sizeof line, "%-30s %12s %12s %12s %9s %9s\n", "strategy", "mean", "p50", "p99", "vs eplb", "vs bound");
+  os << line << std::string(89, '-') << "\n";
   for (std::size_t k = 0; k < cmp.names.size(); ++k) {
     char vs_eplb[16] = "-";
     if (has_eplb && eplb_mean > 0) std::snprintf(vs_eplb, sizeof vs_eplb, "%.3f", cmp.mean[k] / eplb_mean);
-    std::snprintf(line, sizeof line, "%-20s %12s %12s %12s %9s %9.3f\n", cmp.names[k].c_str(), format_seconds(cmp.mean[k], scale).c_str(),
+    std::snprintf(line, sizeof line, "%-30s %12s %12s %12s %9s %9.3f\n", cmp.names[k].c_str(), format_seconds(cmp.mean[k], scale).c_str(),
                   format_seconds(cmp.p50[k], scale).c_str(), format_seconds(cmp.p99[k], scale).c_str(), vs_eplb,
                   cmp.mean_bound > 0 ? cmp.mean[k] / cmp.mean_bound : 0.0);
     os << line;
   }
-  std::snprintf(line, sizeof line, "%-20s %12s\n", "fluid bound", format_seconds(cmp.mean_bound, scale).c_str());
+  std::snprintf(line, sizeof line, "%-30s %12s\n", "fluid bound", format_seconds(cmp.mean_bound, scale).c_str());
   os << line;
 }
 
@@ -129,6 +129,7 @@ struct place_options {
   std::string output{};
   std::uint64_t seed = 0;
   std::int32_t first_layer = -1;
+  bool extended = false;
 };
 
 void run_place(const place_options& o) {
@@ -146,7 +147,7 @@ void run_place(const place_options& o) {
     source_layers = t.source_layers;
   }
   const auto speed = make_speed(o.speed, o.cluster.gpus, o.seed);
-  const auto pl = run_strategy(names[0], problem, speed, o.seed);
+  const auto pl = run_strategy(names[0], problem, speed, {.seed = o.seed, .extended = o.extended});
   io::placement_metadata meta{.strategy = names[0], .layer_ids = source_layers,
                               .predicted_gpu_seconds = predicted_gpu_seconds(pl, problem, speed)};
   if (o.first_layer >= 0) {
@@ -179,6 +180,7 @@ struct evaluate_options {
   double split = 0.5;
   std::string json{}, svg{};
   std::uint64_t seed = 0;
+  bool extended = false;
 };
 
 void run_evaluate(const evaluate_options& o) {
@@ -186,7 +188,7 @@ void run_evaluate(const evaluate_options& o) {
   const auto t = load_trace(o.trace);
   const auto c = make_cluster(o.cluster, t.trace.num_experts());
   const auto speed = make_speed(o.speed, o.cluster.gpus, o.seed);
-  const auto cmp = compare(t.trace, names, c, problem_groups(o.cluster), speed, o.split, o.seed);
+  const auto cmp = compare(t.trace, names, c, problem_groups(o.cluster), speed, o.split, {.seed = o.seed, .extended = o.extended});
   std::cout << t.description << "\n" << c.num_gpus << " GPUs, " << c.total_slots() << " slots; " << speed.description << "\n"
             << "fitted on " << cmp.fit_steps << " steps, replayed " << cmp.held_out_steps
             << " held-out steps; latency per step = sum over layers of the straggler GPU's time\n\n";
@@ -225,6 +227,7 @@ void register_place(CLI::App& app) {
       ->check(CLI::IsMember({"gem", "eplb", "sglang", "trtllm"}));
   sub->add_option("-o,--output", o->output, "File to write")->required();
   sub->add_option("--seed", o->seed, "Seed for sampled steps, sampled variability and randomized strategies")->capture_default_str();
+  add_slot_mode_option(*sub, o->extended);
   sub->add_option("--first-layer", o->first_layer, "Model layer index of the first MoE layer (TRT-LLM keys)")->check(CLI::NonNegativeNumber);
   sub->callback([o, sub] {
     if (o->loads.empty() && o->trace.path.empty()) throw CLI::RequiredError("--trace or --loads");
@@ -250,6 +253,7 @@ void register_evaluate(CLI::App& app) {
   sub->add_option("--split", o->split, "Fraction of steps to fit on (the rest is replayed)")
       ->capture_default_str()
       ->check(CLI::Range(0.0, 1.0));
+  add_slot_mode_option(*sub, o->extended);
   sub->add_option("--json", o->json, "Write a JSON summary {strategies: {name: {mean, p50, p99}}, fluid_bound: {mean}}");
   sub->add_option("--svg", o->svg, "Write an SVG picture: per-GPU finish times of a representative step, latency CDFs");
   sub->add_option("--seed", o->seed, "Seed for sampled steps, sampled variability and randomized strategies")->capture_default_str();
