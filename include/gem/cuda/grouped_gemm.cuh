@@ -303,7 +303,7 @@ inline status run_grouped(const grouped_gemm_problem& p, const host_group_sizes&
   auto** a = reinterpret_cast<const void**>(base);
   auto** b = reinterpret_cast<const void**>(base + arr);
   auto** c = reinterpret_cast<void**>(base + 2 * arr);
-  group_pointers_kernel<<<1, 1024, 0, stream>>>(p.w, p.x, p.y, p.counts, p.offsets, p.num_groups,
+  group_pointers_kernel<><<<1, 1024, 0, stream>>>(p.w, p.x, p.y, p.counts, p.offsets, p.num_groups,
                                                 static_cast<std::int64_t>(p.n) * p.k, p.k, p.n, a, b, c);
   if (auto st = from_cuda(cudaGetLastError()); !st) return st;
   if (auto st = from_cublas(cublasSetStream(h, stream)); !st) return st;
@@ -351,7 +351,7 @@ inline status run_bucketed(const grouped_gemm_problem& p, const host_group_sizes
   auto** a = reinterpret_cast<const void**>(base);
   auto** b = reinterpret_cast<const void**>(base + arr);
   auto** c = reinterpret_cast<void**>(base + 2 * arr);
-  bucket_pointers_kernel<<<1, 1024, 0, stream>>>(p.w, p.x, p.y, p.counts, p.offsets, p.num_groups,
+  bucket_pointers_kernel<><<<1, 1024, 0, stream>>>(p.w, p.x, p.y, p.counts, p.offsets, p.num_groups,
                                                  static_cast<std::int64_t>(p.n) * p.k, p.k, p.n, a, b, c);
   if (auto st = from_cuda(cudaGetLastError()); !st) return st;
   if (auto st = from_cublas(cublasSetStream(h, stream)); !st) return st;
@@ -478,7 +478,7 @@ inline std::size_t act_bytes(const expert_ffn_problem& f) noexcept {
   const auto ptr_bytes = workspace_bytes - detail::act_bytes(f) - h_bytes;
   if (auto s = grouped_gemm_async(detail::gate_up_part(f, h), path, sizes, cublas, ptrs, ptr_bytes, stream); !s) return s;
   if (f.capacity_rows > 0) {
-    detail::silu_mul_kernel<<<f.capacity_rows, 128, 0, stream>>>(h, act, f.inter, f.offsets + f.num_groups);
+    detail::silu_mul_kernel<><<<f.capacity_rows, 128, 0, stream>>>(h, act, f.inter, f.offsets + f.num_groups);
     if (auto s = from_cuda(cudaGetLastError()); !s) return s;
   }
   return grouped_gemm_async(detail::down_part(f, act), path, sizes, cublas, ptrs, ptr_bytes, stream);

@@ -44,7 +44,7 @@ using bf16 = __nv_bfloat16;
   if (auto s = can_implement_permute(layout, row_bytes, x, out); !s) return s;
   if (top_k <= 0) return {status_code::invalid_argument, cudaSuccess, 0};
   if (layout.capacity_rows == 0) return {};
-  detail::permute_rows_kernel<<<layout.capacity_rows, detail::permute_threads, 0, stream>>>(
+  detail::permute_rows_kernel<><<<layout.capacity_rows, detail::permute_threads, 0, stream>>>(
       static_cast<const int4*>(x), static_cast<int4*>(out), static_cast<std::int32_t>(row_bytes / 16), top_k,
       layout.perm_to_src, layout.group_offsets + layout.num_groups);
   return from_cuda(cudaGetLastError());

@@ -146,7 +146,7 @@ class device_experts {
     void* p = nullptr;
     detail::runtime_check(cudaMalloc(&p, (2 * S + 1) * 4), "device_experts: cudaMalloc sizes");
     d_sizes_ = static_cast<std::int32_t*>(p);
-    detail::runtime_check(cudaMallocHost(&p, (2 * S + 1) * 4), "device_experts: cudaMallocHost");
+    detail::runtime_check(cudaHostAlloc(&p, (2 * S + 1) * 4, cudaHostAllocPortable), "device_experts: cudaHostAlloc");
     h_sizes_ = static_cast<std::int32_t*>(p);
     std::fill(h_sizes_, h_sizes_ + 2 * S + 1, 0);
     const expert_ffn_problem f{.num_groups = cfg_.num_slots, .hidden = cfg_.hidden, .inter = cfg_.inter,

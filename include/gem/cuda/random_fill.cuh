@@ -21,7 +21,7 @@ namespace gem::cuda {
   if (n == 0) return {};
   if (!p) return {status_code::invalid_argument, cudaSuccess, 0};
   const auto blocks = static_cast<unsigned>(std::min<std::size_t>((n + 255) / 256, 132 * 16));
-  detail::fill_uniform_bf16_kernel<<<blocks, 256, 0, stream>>>(p, n, seed, lo, hi - lo);
+  detail::fill_uniform_bf16_kernel<><<<blocks, 256, 0, stream>>>(p, n, seed, lo, hi - lo);
   return from_cuda(cudaGetLastError());
 }
 

@@ -226,6 +226,7 @@ __global__ void __launch_bounds__(gemv_threads, 2) grouped_gemv_kernel(gemv_para
 }
 
 /// act[r][i] = silu(h[r][i]) * h[r][inter + i] for rows r < rows_used[0], 8 columns per thread.
+template <int = 0>  // templates, so that every translation unit may include this header
 __global__ void silu_mul_kernel(const __nv_bfloat16* __restrict__ h, __nv_bfloat16* __restrict__ act,
                                 std::int32_t inter, const std::int32_t* __restrict__ rows_used) {
   const std::int32_t r = static_cast<std::int32_t>(blockIdx.x);
@@ -250,6 +251,7 @@ __global__ void silu_mul_kernel(const __nv_bfloat16* __restrict__ h, __nv_bfloat
 
 /// cuBLAS's pointer arrays for the active groups (count > 0), in group order: A = w_g, B = x rows of
 /// g, C = y rows of g. One block of 1024 threads.
+template <int = 0>
 __global__ void __launch_bounds__(1024) group_pointers_kernel(const __nv_bfloat16* w, const __nv_bfloat16* x,
                                                               __nv_bfloat16* y, const std::int32_t* counts,
                                                               const std::int32_t* offsets, std::int32_t groups,
@@ -283,6 +285,7 @@ __global__ void __launch_bounds__(1024) group_pointers_kernel(const __nv_bfloat1
 /// Pointer arrays for the bucketed path: active groups (count > 0) ordered by (room, group), where
 /// room = offsets[g+1] - offsets[g]; the host derives the same order from its copy of the sizes.
 /// One block of 1024 threads, groups <= 1024.
+template <int = 0>
 __global__ void __launch_bounds__(1024) bucket_pointers_kernel(const __nv_bfloat16* w, const __nv_bfloat16* x,
                                                                __nv_bfloat16* y, const std::int32_t* counts,
                                                                const std::int32_t* offsets, std::int32_t groups,

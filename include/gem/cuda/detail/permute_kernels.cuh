@@ -28,6 +28,7 @@ __device__ __forceinline__ int4 load_nc(const int4* p) {
 
 /// One block per permuted row r < capacity: copies token row perm_to_src[r] / k of x to row r of
 /// out; padding rows get zeros; rows at or past group_offsets[G] are left alone.
+template <int = 0>  // a template, so that every translation unit may include this header
 __global__ void __launch_bounds__(permute_threads) permute_rows_kernel(
     const int4* __restrict__ x, int4* __restrict__ out, std::int32_t vectors_per_row, std::int32_t top_k,
     const std::int32_t* __restrict__ perm_to_src, const std::int32_t* __restrict__ rows_used) {

@@ -11,6 +11,7 @@
 
 namespace gem::cuda::detail {
 
+template <int = 0>  // a template, so that every translation unit may include this header
 __global__ void fill_uniform_bf16_kernel(__nv_bfloat16* p, std::size_t n, std::uint32_t seed, float lo, float span) {
   const std::size_t stride = static_cast<std::size_t>(gridDim.x) * blockDim.x;
   for (std::size_t i = blockIdx.x * static_cast<std::size_t>(blockDim.x) + threadIdx.x; i < n; i += stride) {
