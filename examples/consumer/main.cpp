@@ -1,17 +1,25 @@
-// A downstream program: builds a placement with gem's host API and checks its EPLB views.
+// A downstream program: places experts with gem's host API, writes the placement in EPLB's format
+// and reads it back (gem/io.hpp), and checks that bad input is rejected.
 #include <gem/gem.hpp>
+#include <gem/io.hpp>
 
 #include <cstdio>
+#include <sstream>
 
 #ifdef CONSUMER_CUDA
 int cuda_part();  // in cuda_part.cu, compiled by nvcc against gem::cuda
 #endif
 
 int main() {
-  const auto pl = gem::placement::from_phy2log(gem::cluster_spec::equal(2, 2), 3, {{0, 1, 2, 0}});
-  const auto cnt = pl.logcnt(gem::layer_id{0});
-  if (cnt[0] != 2 || cnt[1] != 1 || cnt[2] != 1) {
-    std::puts("gem_consumer: unexpected logcnt");
+  gem::placement_problem problem{.cluster = gem::cluster_spec::equal(2, 2), .num_experts = 3, .layers = {}};
+  problem.layers.push_back(gem::layer_loads{.mean = {5.0, 1.0, 1.0}, .steps = {}, .groups = {}});
+  const auto speeds = gem::scale(gem::uniform{}, {1.0, 1.3});
+  const auto pl = gem::gem_search{}.place(problem, speeds);
+  std::ostringstream out;
+  gem::io::write_placement_eplb(out, pl);
+  const auto back = gem::io::read_placement_eplb(out.str(), "memory", {.num_gpus = 2, .num_nodes = 0, .num_experts = 0});
+  if (back.placement.logcnt(gem::layer_id{0}) != pl.logcnt(gem::layer_id{0})) {
+    std::puts("gem_consumer: the EPLB round trip changed logcnt");
     return 1;
   }
   try {

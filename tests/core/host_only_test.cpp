@@ -1,5 +1,7 @@
-// Proves that gem's host API compiles as plain C++20 with no CUDA header reachable from it.
+// Proves that gem's whole host API (gem/gem.hpp and gem/io.hpp) compiles as plain C++20 with no CUDA
+// header reachable from it.
 #include "gem/gem.hpp"
+#include "gem/io.hpp"
 
 #if defined(__CUDACC__) || defined(__CUDA_RUNTIME_H__) || defined(CUDART_VERSION) || defined(__CUDA_API_VERSION)
 #error "gem/gem.hpp pulled in a CUDA header or is being compiled by nvcc"
