@@ -167,7 +167,9 @@ TEST_CASE("every grouped GEMM path matches a float64 reference on skewed and emp
         d_y.poison(0xff);
         REQUIRE(gc::grouped_gemm_async(p, path, sizes, ctx, ws.get(), ws.size(), nullptr).ok());
         REQUIRE(cudaDeviceSynchronize() == cudaSuccess);
-        const auto r = compare(g, s.n, d_y.download(), ref, path == gc::gemm_path::bucketed);
+        const bool rooms = path == gc::gemm_path::bucketed ||
+                           (path == gc::gemm_path::automatic && gc::choose_gemm_path(p, sizes) == gc::gemm_path::bucketed);
+        const auto r = compare(g, s.n, d_y.download(), ref, rooms);
         CHECK(r.written);
         CHECK(r.untouched);
         CHECK(r.rel_err <= 1e-2);
@@ -233,7 +235,11 @@ TEST_CASE("every expert FFN path matches a float64 reference") {
                                    ws.get(), bytes, nullptr)
                   .ok());
       REQUIRE(cudaDeviceSynchronize() == cudaSuccess);
-      const auto r = compare(g, H, d_y.download(), ref, path == gc::gemm_path::bucketed);
+      const gc::grouped_gemm_problem gate_up{.num_groups = G, .n = 2 * I, .k = H};
+      const bool rooms = path == gc::gemm_path::bucketed ||
+                         (path == gc::gemm_path::automatic &&
+                          gc::choose_gemm_path(gate_up, {g.counts, g.offsets}) == gc::gemm_path::bucketed);
+      const auto r = compare(g, H, d_y.download(), ref, rooms);
       CHECK(r.written);
       CHECK(r.untouched);
       CHECK(r.rel_err <= 1e-2);
@@ -342,4 +348,13 @@ TEST_CASE("automatic picks the device kernel for few rows and cuBLAS for many") 
   }
   CHECK(gc::choose_gemm_path(q, {counts, padded}) == gc::gemm_path::bucketed);
   CHECK(gc::choose_gemm_path(q, {counts, tight}) == gc::gemm_path::per_group);
+  // ~64 rows per group: 80-row rooms (1.26x) -> bucketed; 192-row rooms (3x padding) -> grouped
+  std::vector<std::int32_t> mid_counts, room80{0}, room192{0};
+  for (std::int32_t g = 0; g < 32; ++g) {
+    mid_counts.push_back(60 + g % 8);
+    room80.push_back(room80.back() + 80);
+    room192.push_back(room192.back() + 192);
+  }
+  CHECK(gc::choose_gemm_path(q, {mid_counts, room80}) == gc::gemm_path::bucketed);
+  CHECK(gc::choose_gemm_path(q, {mid_counts, room192}) == gc::gemm_path::grouped);
 }

@@ -16,6 +16,9 @@
 //   // or, with the group sizes on the host (copy_group_sizes_async + stream sync), by regime:
 //   grouped_gemm_async(p, gemm_path::automatic, host_group_sizes{counts, offsets}, ctx, ws, bytes, stream);
 // expert_ffn_async takes the same steps for x -> silu(x·w1^T) * (x·w3^T) -> ·w2^T.
+// Prefill: route with routing_config::tile_rows = 32 (about 1K tokens) or 128 (about 8K tokens) so
+// that automatic can take the bucketed path (one batched cuBLAS call per distinct padded size);
+// decode (up to ~16 rows per group): device_counts, inside a captured graph if you like.
 #pragma once
 
 #include <cublas_v2.h>
@@ -164,12 +167,17 @@ class cublas_workers {
 // 1.07 ms vs 0.46 ms; DeepSeek-V3 T=8192: 15.2 ms vs 8.2 ms).
 constexpr std::int32_t device_path_max_rows = 16;
 constexpr std::int32_t per_group_min_mean_rows = 192;
-// Bucketed batched cuBLAS replaces the per-group loop from 16 active groups when rooms repeat (on
-// average >= 4 groups per distinct room). First-principles values: the loop's host cost (~8 us per
-// cublasGemmEx, measured: Qwen3 T=128, 128 calls in 1.03 ms) exceeds its GPU time below ~1 GFLOP
-// per group; to be confirmed by the gem_padded128 rows of grouped_gemm_bench.
+// Bucketed batched cuBLAS (one cublasGemmBatchedEx per distinct room) on tile-padded layouts: from
+// 16 active groups, when rooms repeat (>= 4 groups per distinct room), at >= 32 rows per group and
+// <= 1.5x padding. H200, 2026-11-29: T=8192 on 128-padded layouts 541-686 TFLOP/s (DeepSeek-V3,
+// Qwen3, OLMoE, DS-V2-Lite; per-group loop 1.2-3.5x slower: ~8 us of host time per cublasGemmEx);
+// T=1024 on 32-padded layouts 1.06-1.6x cublasGemmGroupedBatchedEx (Qwen3, OLMoE, DS-V2-Lite,
+// DeepSeek-V3 gate/up) and on par at 32 rows (DeepSeek-V3 down); 128-padding at 64 rows (2x
+// padding) measured no better than grouped.
 constexpr std::int32_t bucketed_min_groups = 16;
 constexpr std::int32_t bucketed_groups_per_room = 4;
+constexpr std::int32_t bucketed_min_mean_rows = 32;
+constexpr double bucketed_max_padding = 1.5;
 /// cuBLAS grouped call: host arrays live on the stack, so the active groups are capped.
 constexpr std::int32_t max_cublas_groups = 1024;
 
@@ -191,19 +199,24 @@ inline std::size_t align256(std::size_t v) noexcept { return (v + 255) / 256 * 2
   }
   if (active == 0 || max_rows <= device_path_max_rows) return gemm_path::device_counts;
   if (active > max_cublas_groups) return gemm_path::per_group;
-  if (rows >= static_cast<std::int64_t>(per_group_min_mean_rows) * active) {
-    // Many groups on a tile-padded layout (few distinct rooms): one batched call per room instead of
-    // one host-side cuBLAS call (~8 us of host time each on the H200 machine) per group.
-    if (active < bucketed_min_groups) return gemm_path::per_group;
+  const bool many_rows = rows >= static_cast<std::int64_t>(per_group_min_mean_rows) * active;
+  if (active >= bucketed_min_groups && rows >= static_cast<std::int64_t>(bucketed_min_mean_rows) * active) {
     std::array<std::int32_t, max_cublas_groups> rooms{};
     std::int32_t n = 0;
+    std::int64_t room_rows = 0;
     for (std::size_t g = 0; g < sizes.counts.size(); ++g)
-      if (sizes.counts[g] > 0) rooms[static_cast<std::size_t>(n++)] = sizes.offsets[g + 1] - sizes.offsets[g];
+      if (sizes.counts[g] > 0) {
+        const auto room = sizes.offsets[g + 1] - sizes.offsets[g];
+        rooms[static_cast<std::size_t>(n++)] = room;
+        room_rows += room;
+      }
     std::sort(rooms.begin(), rooms.begin() + n);
     const auto distinct = std::unique(rooms.begin(), rooms.begin() + n) - rooms.begin();
-    return distinct * bucketed_groups_per_room <= active ? gemm_path::bucketed : gemm_path::per_group;
+    if (distinct * bucketed_groups_per_room <= active &&
+        static_cast<double>(room_rows) <= bucketed_max_padding * static_cast<double>(rows))
+      return gemm_path::bucketed;
   }
-  return gemm_path::grouped;
+  return many_rows ? gemm_path::per_group : gemm_path::grouped;
 }
 
 /// Whether `path` can run `p`: sizes positive; the device path needs n % 16 == 0 and k % 32 == 0
@@ -235,8 +248,11 @@ inline status launch_gemv(const grouped_gemm_problem& p, bool gated, std::int32_
   const std::int32_t cols = gemv_cols * (gemv_warps / ks);
   const std::int32_t col_blocks = (p.n + cols - 1) / cols;
   const std::int64_t block_bytes = static_cast<std::int64_t>(cols) * p.k * 2 * (gated ? 2 : 1);
-  const auto per_block = static_cast<std::int32_t>(
-      std::clamp<std::int64_t>(gemv_block_bytes / std::max<std::int64_t>(block_bytes, 1), 1, col_blocks));
+  // Longer blocks only while the grid still gives every SM two blocks (with few active groups,
+  // e.g. Qwen3 at T = 1, a 2-column-block loop left the GPU half empty: down GEMM 10.2 -> 12.6 us).
+  const std::int64_t fill = static_cast<std::int64_t>(col_blocks) * active / gemv_min_blocks;
+  const auto per_block = static_cast<std::int32_t>(std::clamp<std::int64_t>(
+      std::min<std::int64_t>(gemv_block_bytes / std::max<std::int64_t>(block_bytes, 1), fill), 1, col_blocks));
   gemv_params q{p.x, p.w, p.y, p.counts, p.offsets, p.num_groups, p.n, p.k, w_stride, up_offset, ks, col_blocks, per_block};
   const dim3 grid(static_cast<unsigned>((col_blocks + per_block - 1) / per_block), static_cast<unsigned>(active));
   const bool wide = p.rows_hint > 8;

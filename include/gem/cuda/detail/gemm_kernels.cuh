@@ -26,6 +26,8 @@ constexpr int gemv_cols = 16;            // output columns per column tile (one 
 /// trip and two barriers) per block. H200, 2026-11-29: 64 KB blocks (DeepSeek-V3 down, K = 2048)
 /// ran at 92% of copy bandwidth against 103% for 458 KB blocks (gate/up).
 constexpr std::int64_t gemv_block_bytes = 192 * 1024;
+/// Blocks the grid keeps at least (two per SM of the H200's 132) when blocks are made longer.
+constexpr std::int64_t gemv_min_blocks = 264;
 
 /// Warps that split K for one column tile (the block's other warps take other column tiles):
 /// enough that each warp streams >= 8 chunks of 32 k per row (H200: at K = 768 a full 8-way split
