@@ -41,7 +41,7 @@ TEST_CASE("rebalance_experts equals DeepSeek EPLB on every reference vector") {
     const auto r = gem::rebalance_experts(weight, j.at("num_replicas").get<int>(), j.at("num_groups").get<int>(),
                                           j.at("num_nodes").get<int>(), j.at("num_gpus").get<int>());
     CHECK(r.phy2log == j.at("phy2log").get<std::vector<std::vector<std::int32_t>>>());
-    CHECK(r.log2phy == j.at("log2phy").get<std::vector<std::vector<std::vector<std::int32_t>>>>());
+    CHECK(r.log2phy_nested() == j.at("log2phy").get<std::vector<std::vector<std::vector<std::int32_t>>>>());
     CHECK(r.logcnt == j.at("logcnt").get<std::vector<std::vector<std::int32_t>>>());
   }
 }
@@ -88,8 +88,11 @@ TEST_CASE("rebalance_experts reproduces a global case worked by hand") {
   const auto r = gem::rebalance_experts({{8, 4, 2, 1}}, 6, 1, 1, 2);
   CHECK(r.logcnt[0] == std::vector<std::int32_t>{3, 1, 1, 1});
   CHECK(r.phy2log[0] == std::vector<std::int32_t>{1, 0, 3, 0, 0, 2});
-  CHECK(r.log2phy[0][0] == std::vector<std::int32_t>{3, 4, 1});  // replica ranks 0, 1, 2
-  CHECK(r.log2phy[0][1] == std::vector<std::int32_t>{0, -1, -1});
+  CHECK(r.max_replicas == 3);
+  CHECK(r.log2phy_nested()[0][0] == std::vector<std::int32_t>{3, 4, 1});  // replica ranks 0, 1, 2
+  CHECK(r.log2phy_nested()[0][1] == std::vector<std::int32_t>{0, -1, -1});
+  CHECK(r.log2phy_at(0, 0, 2) == 1);
+  CHECK(r.log2phy_at(0, 3, 0) == 2);
 }
 
 TEST_CASE("rebalance_experts rejects arguments that break EPLB's preconditions") {

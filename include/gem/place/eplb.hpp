@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <limits>
 #include <numeric>
 #include <string>
 #include <vector>
@@ -20,10 +21,26 @@ namespace gem {
 /// What EPLB's `rebalance_experts` returns, plus the replica rank it assigned to each slot (needed
 /// to rebuild log2phy from phy2log; EPLB computes it and uses it for the scatter).
 struct eplb_result {
-  std::vector<std::vector<std::int32_t>> phy2log{};               ///< [L][P] logical expert of slot p
-  std::vector<std::vector<std::vector<std::int32_t>>> log2phy{};  ///< [L][E][maxcnt] slots, -1 padded
-  std::vector<std::vector<std::int32_t>> logcnt{};                ///< [L][E] replicas per expert
-  std::vector<std::vector<std::int32_t>> phy_rank{};              ///< [L][P] replica rank of slot p
+  std::vector<std::vector<std::int32_t>> phy2log{};   ///< [L][P] logical expert of slot p
+  std::vector<std::int32_t> log2phy{};                ///< [L][E][max_replicas] row-major: slots, -1 padded
+  std::int32_t max_replicas = 0;                      ///< last dimension of log2phy (EPLB's maxlogcnt)
+  std::vector<std::vector<std::int32_t>> logcnt{};    ///< [L][E] replicas per expert
+  std::vector<std::vector<std::int32_t>> phy_rank{};  ///< [L][P] replica rank of slot p
+
+  /// log2phy[l][e][r] (-1 past the expert's replicas).
+  [[nodiscard]] std::int32_t log2phy_at(std::size_t l, std::size_t e, std::size_t r) const {
+    return log2phy[(l * logcnt.at(l).size() + e) * static_cast<std::size_t>(max_replicas) + r];
+  }
+  /// log2phy as nested rows [L][E][max_replicas] (what EPLB's JSON and torch tensors look like).
+  [[nodiscard]] std::vector<std::vector<std::vector<std::int32_t>>> log2phy_nested() const {
+    std::vector<std::vector<std::vector<std::int32_t>>> out(logcnt.size());
+    for (std::size_t l = 0; l < logcnt.size(); ++l)
+      for (std::size_t e = 0; e < logcnt[l].size(); ++e) {
+        const auto* row = log2phy.data() + (l * logcnt[l].size() + e) * static_cast<std::size_t>(max_replicas);
+        out[l].emplace_back(row, row + max_replicas);
+      }
+    return out;
+  }
 };
 
 namespace detail {
@@ -38,42 +55,37 @@ namespace detail {
 
 /// EPLB's balanced_packing for one row: n items of weight w into m packs of n/m items each; each
 /// item (heaviest first) goes to the lightest pack with room, lowest index on ties.
+/// Scratch buffers reused across rows.
+struct eplb_scratch {
+  std::vector<std::pair<float, std::int32_t>> kv{};
+  std::vector<float> pack_weight{};
+  std::vector<std::int32_t> pack_items{};
+};
+
 inline void eplb_balanced_packing(const float* w, std::int32_t n, std::int32_t m, std::int32_t* pack,
-                                  std::int32_t* rank, std::vector<std::int32_t>& order) {
+                                  std::int32_t* rank, eplb_scratch& sc) {
   const std::int32_t per = n / m;
   if (per == 1) {
     for (std::int32_t i = 0; i < n; ++i) pack[i] = i, rank[i] = 0;
     return;
   }
-  order.resize(static_cast<std::size_t>(n));
-  {
-    std::vector<std::pair<float, std::int32_t>> kv(static_cast<std::size_t>(n));
-    for (std::int32_t i = 0; i < n; ++i) kv[i] = {w[i], i};
-    std::sort(kv.begin(), kv.end(), [](const auto& a, const auto& b) { return a.first > b.first; });
-    for (std::int32_t i = 0; i < n; ++i) order[i] = kv[i].second;
-  }
-  float pack_weight[1024];
-  std::int32_t pack_items[1024];
-  std::vector<float> big_w;
-  std::vector<std::int32_t> big_i;
-  float* pw = pack_weight;
-  std::int32_t* pi = pack_items;
-  if (m > 1024) {
-    big_w.resize(static_cast<std::size_t>(m));
-    big_i.resize(static_cast<std::size_t>(m));
-    pw = big_w.data();
-    pi = big_i.data();
-  }
-  std::fill(pw, pw + m, 0.0f);
-  std::fill(pi, pi + m, 0);
-  for (const std::int32_t item : order) {
-    std::int32_t best = -1;
-    for (std::int32_t p = 0; p < m; ++p)
-      if (pi[p] < per && (best < 0 || pw[p] < pw[best])) best = p;
+  auto& kv = sc.kv;
+  kv.resize(static_cast<std::size_t>(n));
+  for (std::int32_t i = 0; i < n; ++i) kv[i] = {w[i], i};
+  std::sort(kv.begin(), kv.end(), [](const auto& a, const auto& b) { return a.first > b.first; });
+  sc.pack_weight.assign(static_cast<std::size_t>(m), 0.0f);
+  sc.pack_items.assign(static_cast<std::size_t>(m), 0);
+  float* pw = sc.pack_weight.data();
+  std::int32_t* pi = sc.pack_items.data();
+  // A full pack's weight becomes +inf, so the first lightest pack is always one with room.
+  for (const auto& [weight, item] : kv) {
+    std::int32_t best = 0;
+    for (std::int32_t p = 1; p < m; ++p)
+      if (pw[p] < pw[best]) best = p;
     pack[item] = best;
     rank[item] = pi[best];
-    pw[best] += w[item];
-    ++pi[best];
+    pw[best] += weight;
+    if (++pi[best] == per) pw[best] = std::numeric_limits<float>::infinity();
   }
 }
 
@@ -82,16 +94,22 @@ inline void eplb_balanced_packing(const float* w, std::int32_t n, std::int32_t m
 inline void eplb_replicate(const float* w, std::int32_t num_log, std::int32_t num_phy, std::int32_t* phy2log,
                            std::int32_t* rank, std::int32_t* logcnt) {
   for (std::int32_t i = 0; i < num_log; ++i) phy2log[i] = i, rank[i] = 0, logcnt[i] = 1;
+  if (num_phy == num_log) return;
+  // ratio[e] = w[e] / logcnt[e] in float, recomputed only for the expert that changed.
+  float ratio_buf[512];
+  std::vector<float> ratio_big;
+  float* ratio = ratio_buf;
+  if (num_log > 512) ratio_big.resize(static_cast<std::size_t>(num_log)), ratio = ratio_big.data();
+  for (std::int32_t e = 0; e < num_log; ++e) ratio[e] = w[e];
   for (std::int32_t i = num_log; i < num_phy; ++i) {
     std::int32_t best = 0;
-    float best_v = w[0] / static_cast<float>(logcnt[0]);
-    for (std::int32_t e = 1; e < num_log; ++e) {
-      const float v = w[e] / static_cast<float>(logcnt[e]);
-      if (v > best_v) best = e, best_v = v;
-    }
+    float best_v = ratio[0];
+    for (std::int32_t e = 1; e < num_log; ++e)
+      if (ratio[e] > best_v) best = e, best_v = ratio[e];
     phy2log[i] = best;
     rank[i] = logcnt[best];
     ++logcnt[best];
+    ratio[best] = w[best] / static_cast<float>(logcnt[best]);
   }
 }
 
@@ -155,7 +173,7 @@ inline void eplb_replicate(const float* w, std::int32_t num_log, std::int32_t nu
   std::vector<float> mlog_w(static_cast<std::size_t>(log_per_node)), phy_w(static_cast<std::size_t>(phy_per_node));
   std::vector<std::int32_t> phy2mlog(static_cast<std::size_t>(phy_per_node)), phyrank(phy2mlog.size()),
       mlogcnt(static_cast<std::size_t>(E)), pack(phy2mlog.size()), rip(phy2mlog.size()), pphy2phy(phy2mlog.size());
-  std::vector<std::int32_t> order;
+  detail::eplb_scratch scratch;
 
   for (std::int32_t l = 0; l < L; ++l) {
     for (std::int32_t e = 0; e < E; ++e) w[e] = static_cast<float>(weight[l][e]);
@@ -165,7 +183,7 @@ inline void eplb_replicate(const float* w, std::int32_t num_log, std::int32_t nu
       for (std::int32_t j = 0; j < group_size; ++j) s += w[g * group_size + j];
       group_w[g] = s;
     }
-    detail::eplb_balanced_packing(group_w.data(), ng, nn, gpack.data(), grank.data(), order);
+    detail::eplb_balanced_packing(group_w.data(), ng, nn, gpack.data(), grank.data(), scratch);
     for (std::int32_t g = 0; g < ng; ++g)
       for (std::int32_t j = 0; j < group_size; ++j)
         log2mlog[g * group_size + j] = (gpack[g] * groups_per_node + grank[g]) * group_size + j;
@@ -177,7 +195,7 @@ inline void eplb_replicate(const float* w, std::int32_t num_log, std::int32_t nu
       detail::eplb_replicate(mlog_w.data(), log_per_node, phy_per_node, phy2mlog.data(), phyrank.data(), cnt);
       for (std::int32_t j = 0; j < phy_per_node; ++j)
         phy_w[j] = mlog_w[phy2mlog[j]] / static_cast<float>(cnt[phy2mlog[j]]);
-      detail::eplb_balanced_packing(phy_w.data(), phy_per_node, gpus_per_node, pack.data(), rip.data(), order);
+      detail::eplb_balanced_packing(phy_w.data(), phy_per_node, gpus_per_node, pack.data(), rip.data(), scratch);
       for (std::int32_t j = 0; j < phy_per_node; ++j) pphy2phy[pack[j] * per_gpu + rip[j]] = j;
       for (std::int32_t q = 0; q < phy_per_node; ++q) {
         const std::int32_t j = pphy2phy[q];
@@ -189,11 +207,11 @@ inline void eplb_replicate(const float* w, std::int32_t num_log, std::int32_t nu
   }
   std::int32_t max_cnt = 1;
   for (const auto& row : out.logcnt) max_cnt = std::max(max_cnt, *std::max_element(row.begin(), row.end()));
-  out.log2phy.assign(static_cast<std::size_t>(L),
-                     std::vector<std::vector<std::int32_t>>(static_cast<std::size_t>(E),
-                                                            std::vector<std::int32_t>(static_cast<std::size_t>(max_cnt), -1)));
+  out.max_replicas = max_cnt;
+  out.log2phy.assign(static_cast<std::size_t>(L) * E * max_cnt, -1);
   for (std::int32_t l = 0; l < L; ++l)
-    for (std::int32_t p = 0; p < P; ++p) out.log2phy[l][out.phy2log[l][p]][out.phy_rank[l][p]] = p;
+    for (std::int32_t p = 0; p < P; ++p)
+      out.log2phy[(static_cast<std::size_t>(l) * E + out.phy2log[l][p]) * max_cnt + out.phy_rank[l][p]] = p;
   return out;
 }
 

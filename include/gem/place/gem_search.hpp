@@ -60,7 +60,15 @@ struct gem_search {
   double anti_affinity = 0.05;            ///< score penalty per co-activated expert already on a GPU
   double burst_weight = 0.5;              ///< standard deviations added to a replica's load when packing
   std::int32_t max_steps = 0;             ///< optimise over at most this many of the steps (seeded sample); 0 = all
+  std::int32_t max_targets = 0;           ///< GPUs (most slack first) tried per expert moved; 0 = all
   std::int32_t threads = 1;               ///< layers searched in parallel
+
+  /// A configuration for re-running online at large scale (DeepSeek-V3: 58 layers, 256 experts,
+  /// 32 GPUs): no kicks, 64 sampled steps, 8 target GPUs per move, 10k step evaluations per layer
+  /// and start. The default configuration searches much longer (offline quality).
+  [[nodiscard]] static gem_search online(slot_mode m = slot_mode::engine_compatible, std::uint64_t s = 0) {
+    return gem_search{.mode = m, .seed = s, .kicks = 0, .max_step_evals = 10000, .max_steps = 64, .max_targets = 8};
+  }
 
   /// Throws config_error naming the field that is out of range.
   void validate() const {
@@ -78,6 +86,7 @@ struct gem_search {
     if (!(burst_weight >= 0) || !std::isfinite(burst_weight))
       throw config_error("gem_search.burst_weight must be finite and >= 0");
     if (max_steps < 0) throw config_error("gem_search.max_steps must be >= 0 (0 = all)");
+    if (max_targets < 0) throw config_error("gem_search.max_targets must be >= 0 (0 = all)");
     if (threads < 1) throw config_error("gem_search.threads must be >= 1, got " + std::to_string(threads));
   }
 
@@ -237,6 +246,7 @@ gem_layer_result gem_layer(const gem_search& cfg, const placement_problem& p, st
   opt.expert_node = st.expert_node;
   opt.gpus_per_node = gpn;
   opt.max_step_evals = cfg.max_step_evals;
+  opt.max_targets = cfg.max_targets;
   const auto t0 = std::chrono::steady_clock::now();
   if (cfg.time_budget_ms > 0)
     opt.deadline = t0 + std::chrono::duration_cast<std::chrono::steady_clock::duration>(

@@ -41,6 +41,7 @@ class straggler_search {
     std::vector<std::int32_t> expert_node{};  ///< node each expert is confined to (-1 / empty: any)
     std::int32_t gpus_per_node = 1;
     std::int64_t max_step_evals = 0;          ///< budget in (candidate x step) evaluations; 0 = none
+    std::int32_t max_targets = 0;             ///< GPUs (most slack first) tried per item; 0 = all
     std::chrono::steady_clock::time_point deadline = std::chrono::steady_clock::time_point::max();
   };
 
@@ -147,7 +148,7 @@ class straggler_search {
       targets.resize(static_cast<std::size_t>(G_));
       std::iota(targets.begin(), targets.end(), 0);
       std::stable_sort(targets.begin(), targets.end(), [&](auto x, auto y) { return slack[x] > slack[y]; });
-      const double tol = tol_rel_ * std::max(sum_max_, 1e-300);  // ignore float-noise gains
+      const double tol = 1e-7 * std::max(sum_max_, 1e-300);  // ignore float-noise gains
       bool improved = false;
       for (const auto a : sources) {
         order = members_[a];
@@ -161,8 +162,10 @@ class straggler_search {
           const auto e = items_[i].expert;
           double best = -tol;
           std::int32_t best_b = -1, best_j = -1;
+          std::int32_t tried = 0;
           for (const auto b : targets) {
             if (b == a || !allowed(e, b) || holds(b, e)) continue;
+            if (opt_.max_targets > 0 && tried++ >= opt_.max_targets) break;
             if (opt_.allow_moves && static_cast<std::int32_t>(members_[b].size()) < opt_.cap[b]) {
               const double d = delta(i, a, -1, b);
               if (d < best) best = d, best_b = b, best_j = -1;
@@ -177,7 +180,6 @@ class straggler_search {
           }
           if (best_b >= 0) {
             apply(i, a, best_j, best_b);
-            ++applies_;
             for (const auto k : members_[a]) dont_look_[k] = 0;
             for (const auto k : members_[best_b]) dont_look_[k] = 0;
             improved = true;
@@ -338,10 +340,6 @@ class straggler_search {
   std::vector<std::int32_t> gpu_of_;
   std::vector<double> rows_;
   std::vector<char> dont_look_;
- public:
-  double tol_rel_ = 1e-7;
-  std::int64_t applies_ = 0;
- private:
   double sum_max_ = 0;
   std::int64_t evals_ = 0;
 };
