@@ -15,20 +15,14 @@
 #include "gem/load/empirical_load.hpp"
 #include "gem/place/baselines.hpp"
 #include "gem/place/eplb.hpp"
+#include "gem/place/gem_search.hpp"
+#include "gem/place/speed_proportional.hpp"
 #include "gem/speed/layer_shape.hpp"
 #include "gem/speed/profile.hpp"
 #include "gem/speed/roofline.hpp"
 #include "gem/speed/scaled.hpp"
 #include "gem/speed/variability.hpp"
 #include "gem/trace/batching.hpp"
-#if __has_include("gem/place/speed_proportional.hpp")
-#include "gem/place/speed_proportional.hpp"
-#define GEM_CLI_HAS_SPEED_PROPORTIONAL 1
-#endif
-#if __has_include("gem/place/gem_search.hpp")
-#include "gem/place/gem_search.hpp"
-#define GEM_CLI_HAS_GEM_SEARCH 1
-#endif
 
 namespace gem::cli {
 
@@ -233,16 +227,7 @@ const std::vector<std::string>& strategy_names() {
   return names;
 }
 
-std::vector<std::string> strategy_names_available() {
-  std::vector<std::string> out{"linear", "round_robin", "eplb"};
-#ifdef GEM_CLI_HAS_SPEED_PROPORTIONAL
-  out.push_back("speed_proportional");
-#endif
-#ifdef GEM_CLI_HAS_GEM_SEARCH
-  out.push_back("gem");
-#endif
-  return out;
-}
+std::vector<std::string> strategy_names_available() { return strategy_names(); }
 
 void write_text_file(const std::string& path, const std::string& text) {
   std::ofstream out(path, std::ios::binary | std::ios::trunc);
@@ -279,21 +264,14 @@ placement run_strategy(const std::string& name, const placement_problem& problem
   if (name == "linear") return linear{}.place(problem, speed);
   if (name == "round_robin") return round_robin{}.place(problem, speed);
   if (name == "eplb") return eplb{}.place(problem, speed);
-#if defined(GEM_CLI_HAS_SPEED_PROPORTIONAL) || defined(GEM_CLI_HAS_GEM_SEARCH)
   const auto mode = so.extended ? slot_mode::extended : slot_mode::engine_compatible;
-#endif
-#ifdef GEM_CLI_HAS_SPEED_PROPORTIONAL
   if (name == "speed_proportional") return speed_proportional{.mode = mode}.place(problem, speed);
-#endif
-#ifdef GEM_CLI_HAS_GEM_SEARCH
   if (name == "gem") {
     const auto threads = so.threads > 0 ? so.threads : static_cast<std::int32_t>(std::max(1u, std::thread::hardware_concurrency()));
     gem_search g{.mode = mode, .seed = so.seed, .max_steps = so.max_steps, .threads = threads};
     if (so.max_step_evals >= 0) g.max_step_evals = so.max_step_evals;
     return g.place(problem, speed);
   }
-#endif
-  (void)so;
   throw config_error("strategy '" + name + "' is not available in this build");
 }
 

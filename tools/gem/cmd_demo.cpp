@@ -46,7 +46,7 @@ void run_demo(const demo_options& o) {
             << "           64 sampled fit steps per layer; the same seed prints the same table\n"
             << "  rows     engine-compatible placements (equal slots, even replica splits: what engines load today)"
             << (o.extended ? ",\n           then (extended): per-GPU slot counts and speed-weighted replica shares\n" : "\n");
-  auto cmp = compare(trace, strategy_names_available(), cluster, 1, speed, 0.5, {.seed = o.seed, .max_steps = 64});
+  auto cmp = compare(trace, strategy_names_available(), cluster, 1, speed, 0.5, {.seed = o.seed, .max_steps = 64, .max_step_evals = o.budget});
   if (o.extended) {
     // What a engine that takes per-GPU slot counts and replica shares could run (SGLang's LP path
     // takes the shares today); appended as extra rows.
@@ -87,7 +87,7 @@ void register_demo(CLI::App& app) {
       "Built-in data: a seeded synthetic trace calibrated to real routing, 8 H200s with one 27.7% slower.");
   sub->add_option("--seed", o->seed, "Seed of the synthetic trace")->capture_default_str();
   sub->add_option("--svg", o->svg, "Also write the SVG picture");
-  sub->add_option("--budget", o->budget, "gem's search budget per layer in the extended rows (candidate x step evaluations)")
+  sub->add_option("--budget", o->budget, "gem's search budget per layer and start (candidate x step evaluations)")
       ->capture_default_str();
   sub->add_flag("!--engine-only", o->extended, "Leave out the extended rows (per-GPU slot counts and replica shares)");
   sub->add_option("--json", o->json, "Also write the JSON summary");
