@@ -79,9 +79,11 @@ inline void eplb_balanced_packing(const float* w, std::int32_t n, std::int32_t m
   std::int32_t* pi = sc.pack_items.data();
   // A full pack's weight becomes +inf, so the first lightest pack is always one with room.
   for (const auto& [weight, item] : kv) {
-    std::int32_t best = 0;
-    for (std::int32_t p = 1; p < m; ++p)
-      if (pw[p] < pw[best]) best = p;
+    // The first lightest pack: a minimum over two independent chains (lower index on ties).
+    std::int32_t b0 = 0, b1 = m / 2;
+    for (std::int32_t p = 1; p < m / 2; ++p) b0 = pw[p] < pw[b0] ? p : b0;
+    for (std::int32_t p = m / 2 + 1; p < m; ++p) b1 = pw[p] < pw[b1] ? p : b1;
+    const std::int32_t best = m / 2 == 0 || pw[b0] <= pw[b1] ? b0 : b1;
     pack[item] = best;
     rank[item] = pi[best];
     pw[best] += weight;
@@ -102,10 +104,15 @@ inline void eplb_replicate(const float* w, std::int32_t num_log, std::int32_t nu
   if (num_log > 512) ratio_big.resize(static_cast<std::size_t>(num_log)), ratio = ratio_big.data();
   for (std::int32_t e = 0; e < num_log; ++e) ratio[e] = w[e];
   for (std::int32_t i = num_log; i < num_phy; ++i) {
+    // First index of the largest ratio: the maximum over four independent chains, then a scan.
+    float m4[4] = {ratio[0], ratio[0], ratio[0], ratio[0]};
+    std::int32_t e = 0;
+    for (; e + 4 <= num_log; e += 4)
+      for (int k = 0; k < 4; ++k) m4[k] = ratio[e + k] > m4[k] ? ratio[e + k] : m4[k];
+    for (; e < num_log; ++e) m4[0] = ratio[e] > m4[0] ? ratio[e] : m4[0];
+    const float best_v = std::max(std::max(m4[0], m4[1]), std::max(m4[2], m4[3]));
     std::int32_t best = 0;
-    float best_v = ratio[0];
-    for (std::int32_t e = 1; e < num_log; ++e)
-      if (ratio[e] > best_v) best = e, best_v = ratio[e];
+    while (ratio[best] != best_v) ++best;
     phy2log[i] = best;
     rank[i] = logcnt[best];
     ++logcnt[best];

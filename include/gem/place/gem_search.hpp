@@ -20,6 +20,7 @@
 #include "gem/place/detail/assemble.hpp"
 #include "gem/place/detail/common.hpp"
 #include "gem/place/detail/straggler_search.hpp"
+#include "gem/place/eplb.hpp"
 #include "gem/place/problem.hpp"
 #include "gem/place/speed_proportional.hpp"
 #include "gem/placement.hpp"
@@ -61,13 +62,23 @@ struct gem_search {
   double burst_weight = 0.5;              ///< standard deviations added to a replica's load when packing
   std::int32_t max_steps = 0;             ///< optimise over at most this many of the steps (seeded sample); 0 = all
   std::int32_t max_targets = 0;           ///< GPUs (most slack first) tried per expert moved; 0 = all
+  /// With fewer fitted steps than this, synthetic steps are added until there are this many: each
+  /// expert's count drawn around its mean over the fitted steps with standard deviation
+  /// sqrt(max(mean, variance)) (Poisson-like arrival noise, or the observed spread when larger),
+  /// rounded and clipped at 0. Keeps a search on 1-4 steps from fitting their noise. 0 = off.
+  std::int32_t min_steps = 0;
+  /// With `eplb_start`, engine-compatible layers (equal slots, no node hierarchy) start from EPLB's
+  /// own layout (global policy on the mean loads) instead of the token-count packing, and keep it
+  /// unless the search beats it on the fitted steps by at least `min_gain` (a fraction).
+  bool eplb_start = false;
+  double min_gain = 0.0;
   std::int32_t threads = 1;               ///< layers searched in parallel
 
   /// A configuration for re-running online at large scale (DeepSeek-V3: 58 layers, 256 experts,
-  /// 32 GPUs): no kicks, 64 sampled steps, 8 target GPUs per move, 10k step evaluations per layer
+  /// 32 GPUs): no kicks, 64 sampled steps, 8 target GPUs per move, 6000 step evaluations per layer
   /// and start. The default configuration searches much longer (offline quality).
   [[nodiscard]] static gem_search online(slot_mode m = slot_mode::engine_compatible, std::uint64_t s = 0) {
-    return gem_search{.mode = m, .seed = s, .kicks = 0, .max_step_evals = 10000, .max_steps = 64, .max_targets = 8};
+    return gem_search{.mode = m, .seed = s, .kicks = 0, .max_step_evals = 6000, .max_steps = 64, .max_targets = 8};
   }
 
   /// Throws config_error naming the field that is out of range.
@@ -87,6 +98,8 @@ struct gem_search {
       throw config_error("gem_search.burst_weight must be finite and >= 0");
     if (max_steps < 0) throw config_error("gem_search.max_steps must be >= 0 (0 = all)");
     if (max_targets < 0) throw config_error("gem_search.max_targets must be >= 0 (0 = all)");
+    if (min_steps < 0) throw config_error("gem_search.min_steps must be >= 0 (0 = no synthetic steps)");
+    if (!(min_gain >= 0 && min_gain < 1)) throw config_error("gem_search.min_gain must be in [0, 1)");
     if (threads < 1) throw config_error("gem_search.threads must be >= 1, got " + std::to_string(threads));
   }
 
@@ -191,9 +204,27 @@ gem_layer_result gem_layer(const gem_search& cfg, const placement_problem& p, st
   const auto E = p.num_experts;
   const std::uint64_t layer_seed = splitmix64{cfg.seed ^ (0x9E3779B97F4A7C15ull * (l + 1))}.next();
   std::vector<std::vector<double>> storage;
-  const auto& steps = gem_steps(ll, cfg.max_steps, layer_seed, storage);
+  const auto* fitted = &gem_steps(ll, cfg.max_steps, layer_seed, storage);
   std::vector<double> mean, sd;
-  step_stats(steps, static_cast<std::size_t>(E), mean, sd);
+  step_stats(*fitted, static_cast<std::size_t>(E), mean, sd);
+  std::vector<std::vector<double>> augmented;
+  if (!ll.steps.empty() && static_cast<std::int32_t>(fitted->size()) < cfg.min_steps) {
+    augmented = *fitted;
+    splitmix64 noise{layer_seed ^ 0x5bd1e995ull};
+    while (static_cast<std::int32_t>(augmented.size()) < cfg.min_steps) {
+      std::vector<double> row(static_cast<std::size_t>(E));
+      for (std::int32_t e = 0; e < E; ++e) {
+        // Box-Muller normal from two uniforms in (0, 1].
+        const double u1 = 1.0 - noise.uniform(), u2 = noise.uniform();
+        const double z = std::sqrt(-2.0 * std::log(u1)) * std::cos(6.283185307179586 * u2);
+        const double spread = std::sqrt(std::max(mean[e], sd[e] * sd[e]));
+        row[e] = std::max(0.0, std::round(mean[e] + spread * z));
+      }
+      augmented.push_back(std::move(row));
+    }
+    fitted = &augmented;
+  }
+  const auto& steps = *fitted;
 
   gem_layer_setup st;
   const auto cnt = replica_counts(ll.mean, num_items - E);
@@ -252,16 +283,33 @@ gem_layer_result gem_layer(const gem_search& cfg, const placement_problem& p, st
     opt.deadline = t0 + std::chrono::duration_cast<std::chrono::steady_clock::duration>(
                             std::chrono::duration<double, std::milli>(cfg.time_budget_ms));
 
+  // EPLB's layout of this layer (global policy on the mean loads) as items, when it applies.
+  std::vector<std::int32_t> eplb_gpu;
+  double eplb_obj = std::numeric_limits<double>::infinity();
+  if (cfg.eplb_start && !allow_moves && !cfg.node_hierarchy && std::all_of(caps.begin(), caps.end(), [&](auto x) { return x == caps[0]; }) &&
+      num_items == caps[0] * G) {
+    const auto r = rebalance_experts({ll.mean}, num_items, 1, 1, G);
+    std::vector<std::int32_t> first(static_cast<std::size_t>(E) + 1, 0), next(static_cast<std::size_t>(E), 0);
+    for (std::int32_t e = 0; e < E; ++e) first[e + 1] = first[e] + cnt[e];
+    eplb_gpu.assign(st.items.size(), -1);
+    for (std::int32_t p = 0; p < num_items && !eplb_gpu.empty(); ++p) {
+      const auto e = r.phy2log[0][p];
+      if (next[e] >= cnt[e]) eplb_gpu.clear();  // EPLB replicated differently (a float tie)
+      else eplb_gpu[first[e] + next[e]++] = p / caps[0];
+    }
+  }
+
   splitmix64 rng{layer_seed};
   std::vector<std::int32_t> best_gpu;
   double best_obj = std::numeric_limits<double>::infinity();
   const std::int32_t starts = 2 + cfg.restarts;
   for (std::int32_t k = 0; k < starts; ++k) {
     if (k > 0 && cfg.time_budget_ms > 0 && std::chrono::steady_clock::now() > opt.deadline) break;
-    const auto start = k == 1 ? gem_pack(model, G, E, st, start_caps, gpn, false, 0.0, 0.0, rng)
+    const auto start = k == 1 ? (eplb_gpu.empty() ? gem_pack(model, G, E, st, start_caps, gpn, false, 0.0, 0.0, rng) : eplb_gpu)
                               : gem_pack(model, G, E, st, caps, gpn, true, cfg.anti_affinity, k == 0 ? 0.0 : 0.3, rng);
     straggler_search<M> search(model, G, steps, st.items, opt);
     search.assign(start);
+    if (k == 1 && !eplb_gpu.empty()) eplb_obj = search.objective();
     search.run();
     if (search.objective() < best_obj) best_obj = search.objective(), best_gpu = search.gpu_of();
     // Iterated local search: kick the start's best with a few random swaps, descend again, keep
@@ -278,6 +326,7 @@ gem_layer_result gem_layer(const gem_search& cfg, const placement_problem& p, st
     }
     if (local_obj < best_obj) best_obj = local_obj, best_gpu = local_best;
   }
+  if (!eplb_gpu.empty() && !(best_obj < eplb_obj * (1 - cfg.min_gain))) best_obj = eplb_obj, best_gpu = eplb_gpu;
 
   gem_layer_result out;
   out.objective = best_obj;
