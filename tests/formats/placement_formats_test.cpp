@@ -394,6 +394,13 @@ TEST_CASE("malformed placement files are rejected naming file, line and field") 
                          doctest::Contains("field 'num_slots': missing"), gem::parse_error);
     CHECK_THROWS_WITH_AS((void)io::read_placement_trtllm("num_slots: 2\n\tinitial_global_assignments: {}\n", "t.yaml", {.num_gpus = 2}),
                          doctest::Contains("t.yaml:2: tab in indentation"), gem::parse_error);
+    // Hostile nesting is refused before it can exhaust the stack.
+    CHECK_THROWS_WITH_AS((void)io::read_placement_trtllm("num_slots: " + std::string(100000, '[') + std::string(100000, ']') + "\n", "t.yaml", {.num_gpus = 2}),
+                         doctest::Contains("nested deeper than 64"), gem::parse_error);
+    std::string deep;
+    for (int i = 0; i < 200; ++i) deep += std::string(static_cast<std::size_t>(i), ' ') + "k:\n";
+    CHECK_THROWS_WITH_AS((void)io::read_placement_trtllm(deep, "t.yaml", {.num_gpus = 2}), doctest::Contains("nested deeper than 64"),
+                         gem::parse_error);
   }
   SUBCASE("unknown content") {
     CHECK_THROWS_WITH_AS((void)io::detect_placement_format("{\"weight\": [[1]]}", "w.json"),

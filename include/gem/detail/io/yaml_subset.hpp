@@ -164,7 +164,8 @@ class yaml_subset_parser {
     while (pos < s.size() && (s[pos] == ' ' || s[pos] == '\t')) ++pos;
   }
 
-  yaml_node parse_flow(std::string_view s, std::size_t& pos, std::size_t line) const {
+  yaml_node parse_flow(std::string_view s, std::size_t& pos, std::size_t line, std::size_t depth = 0) const {
+    if (depth > max_depth) fail(line, "collections nested deeper than " + std::to_string(max_depth) + " levels");
     skip_spaces(s, pos);
     if (pos >= s.size()) fail(line, "missing value in flow collection");
     const char open = s[pos];
@@ -179,13 +180,13 @@ class yaml_subset_parser {
       }
       while (true) {
         if (open == '[') {
-          node.items.push_back(parse_flow(s, pos, line));
+          node.items.push_back(parse_flow(s, pos, line, depth + 1));
         } else {
           auto key = parse_flow_scalar(s, pos, line, true);
           skip_spaces(s, pos);
           if (pos >= s.size() || s[pos] != ':') fail(line, "expected ':' after key '" + key.text + "' in flow mapping");
           ++pos;
-          node.entries.emplace_back(key.text, parse_flow(s, pos, line));
+          node.entries.emplace_back(key.text, parse_flow(s, pos, line, depth + 1));
         }
         skip_spaces(s, pos);
         if (pos >= s.size()) fail(line, std::string("missing '") + close + "'");
@@ -228,6 +229,7 @@ class yaml_subset_parser {
 
   yaml_node parse_block(std::size_t indent) {
     const auto& first = lines_[cur_];
+    if (++block_depth_ > max_depth) fail(first.number, "blocks nested deeper than " + std::to_string(max_depth) + " levels");
     const bool is_seq = first.content == "-" || first.content.starts_with("- ");
     yaml_node node{.type = is_seq ? yaml_node::kind::sequence : yaml_node::kind::mapping, .line = first.number};
     while (cur_ < lines_.size() && lines_[cur_].indent == indent) {
@@ -256,12 +258,16 @@ class yaml_subset_parser {
     }
     if (cur_ < lines_.size() && lines_[cur_].indent > indent)
       fail(lines_[cur_].number, "unexpected indentation");
+    --block_depth_;
     return node;
   }
+
+  static constexpr std::size_t max_depth = 64;  // bounds recursion on hostile input
 
   std::string file_;
   std::vector<line_t> lines_{};
   std::size_t cur_ = 0;
+  std::size_t block_depth_ = 0;
 };
 
 /// Parses YAML `text` (the subset above) into its root node.
