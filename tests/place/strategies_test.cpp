@@ -147,7 +147,7 @@ TEST_CASE("extended gem_search gives a degraded GPU fewer slots, same total, and
   std::mt19937_64 rng(29);
   int fewer = 0;
   for (int trial = 0; trial < 6; ++trial) {
-    auto p = gem::test::random_problem(rng, 2, 16, 4, 4, 8);
+    auto p = gem::test::random_problem(rng, 3, 16, 4, 4, 10);
     const gem::test::read_speed m{.speed = {1, 1, 0.45, 1}, .read = 2.0, .row = 0.02, .act = 0.001};
     const auto engine = gem::gem_search{.kicks = 2}.place(p, m);
     const auto ext = gem::gem_search{.mode = slot_mode::extended, .kicks = 2}.place(p, m);
