@@ -142,7 +142,7 @@ TEST_CASE("the gem format round-trips every placement exactly, with its metadata
   }
 }
 
-TEST_CASE("the eplb format keeps phy2log, log2phy (replica ranks) and logcnt; GPUs rank-major; shares even") {
+TEST_CASE("the eplb format keeps phy2log, log2phy (replica ranks) and logcnt, GPUs rank-major, shares even") {
   std::mt19937 rng(8);
   for (int trial = 0; trial < 150; ++trial) {
     const auto p = random_placement(rng, true, trial % 2 == 0);
@@ -157,7 +157,7 @@ TEST_CASE("the eplb format keeps phy2log, log2phy (replica ranks) and logcnt; GP
   }
 }
 
-TEST_CASE("the sglang format keeps the map and the replica shares; GPUs rank-major; replicas in slot order") {
+TEST_CASE("the sglang format keeps the map and the replica shares, GPUs rank-major, replicas in slot order") {
   std::mt19937 rng(9);
   for (int trial = 0; trial < 150; ++trial) {
     const auto p = random_placement(rng, true, false);
@@ -172,7 +172,7 @@ TEST_CASE("the sglang format keeps the map and the replica shares; GPUs rank-maj
   }
 }
 
-TEST_CASE("the trtllm format keeps the expert of every slot and the model layer ids; GPUs rank-major") {
+TEST_CASE("the trtllm format keeps the expert of every slot and the model layer ids, GPUs rank-major") {
   std::mt19937 rng(10);
   for (int trial = 0; trial < 150; ++trial) {
     const auto p = random_placement(rng, true, false);
@@ -409,7 +409,7 @@ TEST_CASE("malformed placement files are rejected naming file, line and field") 
   }
 }
 
-TEST_CASE("placement files: sglang writes the LP file beside the location file; detection picks the format") {
+TEST_CASE("placement files: sglang writes the LP file beside the location file, detection picks the format") {
   std::mt19937 rng(21);
   const auto p = io::to_rank_major(random_placement(rng, true, false));
   const auto dir = std::filesystem::temp_directory_path() / ("gem_formats_test_" + std::to_string(::getpid()));
