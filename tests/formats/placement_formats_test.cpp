@@ -103,7 +103,7 @@ io::placement_document round_trip(io::placement_format f, const placement& p, co
     case io::placement_format::gem: io::write_placement_gem(main, p, m); return io::read_placement_gem(main.str(), "mem.json");
     case io::placement_format::eplb: io::write_placement_eplb(main, p); return io::read_placement_eplb(main.str(), "mem.json", opt);
     case io::placement_format::sglang: {
-      io::write_placement_sglang(main, &lp, p);
+      io::write_placement_sglang(main, &lp, p, m);
       const auto lp_text = lp.str();
       return io::read_placement_sglang(main.str(), "mem.json", &lp_text, "mem.lp.json", opt);
     }
@@ -157,18 +157,33 @@ TEST_CASE("the eplb format keeps phy2log, log2phy (replica ranks) and logcnt, GP
   }
 }
 
-TEST_CASE("the sglang format keeps the map and the replica shares, GPUs rank-major, replicas in slot order") {
+TEST_CASE("the sglang format keeps the map, the replica shares and the model layer ids, GPUs rank-major, replicas in slot order") {
   std::mt19937 rng(9);
   for (int trial = 0; trial < 150; ++trial) {
     const auto p = random_placement(rng, true, false);
-    const auto back = round_trip(io::placement_format::sglang, p, {}, {});
+    io::placement_metadata m;
+    if (trial % 2)  // model layers with gaps, e.g. dense layers in between
+      for (int l = 0; l < p.num_layers(); ++l) m.layer_ids.push_back(1 + 2 * l + trial % 3);
+    const auto back = round_trip(io::placement_format::sglang, p, m, {});
     CHECK(back.placement == rank_major_reference(p, true, false));
+    CHECK(back.metadata.layer_ids == m.layer_ids);
     // Without the LP file (or an explicit --gpus), the EP size is unknown.
     std::ostringstream main;
-    io::write_placement_sglang(main, nullptr, p);
+    io::write_placement_sglang(main, nullptr, p, m);
     CHECK_THROWS_AS((void)io::read_placement_sglang(main.str(), "m.json", nullptr, {}, {}), gem::config_error);
-    const auto bare = io::read_placement_sglang(main.str(), "m.json", nullptr, {}, {.num_gpus = p.num_gpus(), .num_nodes = p.cluster().num_nodes});
-    CHECK(bare.placement == rank_major_reference(p, false, false));
+    // SGLang indexes rows by model layer: max(layer_ids) + 1 rows, the others its trivial map.
+    const auto map = nlohmann::json::parse(main.str())["physical_to_logical_map"];
+    const auto P = p.layer(layer_id{0}).phy2log.size();
+    CHECK(map.size() == (m.layer_ids.empty() ? static_cast<std::size_t>(p.num_layers()) : static_cast<std::size_t>(m.layer_ids.back()) + 1));
+    for (std::size_t row = 0; row < map.size(); ++row) {
+      const auto it = std::find(m.layer_ids.begin(), m.layer_ids.end(), static_cast<std::int32_t>(row));
+      if (!m.layer_ids.empty() && it == m.layer_ids.end())
+        for (std::size_t s = 0; s < P; ++s) CHECK(map[row][s] == static_cast<int>(s) % p.num_experts());
+    }
+    if (m.layer_ids.empty()) {
+      const auto bare = io::read_placement_sglang(main.str(), "m.json", nullptr, {}, {.num_gpus = p.num_gpus(), .num_nodes = p.cluster().num_nodes});
+      CHECK(bare.placement == rank_major_reference(p, false, false));
+    }
   }
 }
 

@@ -202,6 +202,14 @@ TEST_CASE("gem convert turns traces into gem-trace and CSV counts") {
   REQUIRE_MESSAGE(r.rc == 0, r.err);
   r = run("convert --trace " + tmp / "t.csv" + " --to gem -o " + tmp / "u.trace");
   REQUIRE_MESSAGE(r.rc == 0, r.err);
+  // SGLang indexes its map by model layer: ESFT's MoE layers are 1..26 (layer 0 is dense), so the
+  // file has 27 rows and row 0 is SGLang's trivial map.
+  r = run("place --trace " + esft + " --gpus 8 --strategy eplb --format sglang -o " + tmp / "loc.json");
+  REQUIRE_MESSAGE(r.rc == 0, r.err);
+  const auto map = nlohmann::json::parse(slurp(tmp / "loc.json"))["physical_to_logical_map"];
+  CHECK(map.size() == 27);
+  for (int s = 0; s < 64; ++s) CHECK(map[0][static_cast<std::size_t>(s)] == s);
+  CHECK(io::read_placement_file(tmp / "loc.json").metadata.layer_ids.front() == 1);
   // Counts survive gem -> csv -> gem (the token routing does not: CSV holds counts only).
   const auto counts_of = [](const std::string& text) { return text.substr(text.find("counts\n"), text.find("end\n") - text.find("counts\n")); };
   const auto t = slurp(tmp / "t.trace"), u = slurp(tmp / "u.trace");

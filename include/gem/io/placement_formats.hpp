@@ -102,7 +102,8 @@ struct placement_read_options {
   }
   if (!m.predicted_gpu_seconds.empty()) out.push_back("predicted per-GPU times are not carried");
   if (!m.strategy.empty() && f != placement_format::trtllm) out.push_back("the strategy name is not carried");
-  if (!m.layer_ids.empty() && f != placement_format::trtllm) out.push_back("model layer ids are not carried");
+  if (!m.layer_ids.empty() && f == placement_format::eplb)
+    out.push_back("model layer ids are not carried (rows are MoE layers in order, as vLLM indexes them)");
   return out;
 }
 
@@ -292,28 +293,36 @@ inline void write_placement_eplb(std::ostream& os, const placement& p) {
   return out;
 }
 
-/// Writes SGLang's `--init-expert-location` file: `{"physical_to_logical_map": [L][P]}` and nothing
-/// else (SGLang passes every key of the file as an argument of `init_by_mapping`, so an extra key
-/// fails there). When `lp` is given, writes the LP file beside it:
+/// Writes SGLang's `--init-expert-location` file: `{"physical_to_logical_map": [rows][P]}` and
+/// nothing else (SGLang passes every key of the file as an argument of `init_by_mapping`, so an
+/// extra key fails there). Rows are MODEL layers: with `m.layer_ids` (e.g. 1..26 for
+/// DeepSeek-V2-Lite, whose layer 0 is dense) the file has max(layer_ids) + 1 rows and the rows of
+/// other layers hold SGLang's trivial map; without, row l is placement layer l. When `lp` is given,
+/// writes the LP file beside it:
 /// `{"format": "gem.sglang_lp", "version": 1, "ep_size": G, "num_nodes": N,
-///   "logical_to_all_physical_map": [L][E][R], "log2phy_prob": [L][E][R]}`.
-inline void write_placement_sglang(std::ostream& location, std::ostream* lp, const placement& p) {
-  const auto t = to_sglang_tables(p);
+///   "layer_ids": [..] (optional), "logical_to_all_physical_map": [rows][E][R],
+///   "log2phy_prob": [rows][E][R]}`.
+inline void write_placement_sglang(std::ostream& location, std::ostream* lp, const placement& p,
+                                   const placement_metadata& m = {}) {
+  const auto t = to_sglang_tables(p, m.layer_ids);
   check_sglang_tables(t, p.num_gpus(), p.num_experts());
   location << "{\"physical_to_logical_map\": ";
   detail_formats::write_int_matrix(location, t.physical_to_logical_map, "  ");
   location << "}\n";
   if (lp == nullptr) return;
   *lp << "{\"format\": \"gem.sglang_lp\",\n\"version\": 1,\n\"ep_size\": " << p.num_gpus()
-      << ",\n\"num_nodes\": " << p.cluster().num_nodes << ",\n\"logical_to_all_physical_map\": ";
+      << ",\n\"num_nodes\": " << p.cluster().num_nodes << ",\n";
+  if (!t.layer_ids.empty()) *lp << "\"layer_ids\": " << nlohmann::json(t.layer_ids).dump() << ",\n";
+  *lp << "\"logical_to_all_physical_map\": ";
   detail_formats::write_cube(*lp, t.logical_to_all_physical_map, "  ");
   *lp << ",\n\"log2phy_prob\": ";
   detail_formats::write_cube(*lp, t.log2phy_prob, "  ");
   *lp << "}\n";
 }
 
-/// Reads an SGLang location file and, when `lp_text` is given, its LP file (shares and EP size).
-/// The EP size comes from `opt.num_gpus`, else from the LP file; one of them is required.
+/// Reads an SGLang location file and, when `lp_text` is given, its LP file (shares, EP size and
+/// which rows are placement layers). The EP size comes from `opt.num_gpus`, else from the LP file;
+/// one of them is required. Without an LP file every row is a layer.
 [[nodiscard]] inline placement_document read_placement_sglang(std::string text, const std::string& file,
                                                               const std::string* lp_text, const std::string& lp_file,
                                                               const placement_read_options& opt) {
@@ -342,6 +351,8 @@ inline void write_placement_sglang(std::ostream& location, std::ostream* lp, con
     ep = file_ep;
     if (nodes <= 0) nodes = static_cast<std::int32_t>(src.integer(root / "num_nodes", 1));
     const auto L = t.physical_to_logical_map.size();
+    if (src.has("layer_ids"))
+      t.layer_ids = src.int_row(root / "layer_ids", 0, 0, static_cast<std::int64_t>(L) - 1);
     const auto P = t.physical_to_logical_map[0].size();
     (void)src.array(root / "logical_to_all_physical_map", L);
     (void)src.array(root / "log2phy_prob", L);
@@ -366,6 +377,7 @@ inline void write_placement_sglang(std::ostream& location, std::ostream* lp, con
   } catch (const placement_error& e) {
     detail_formats::rethrow_as_parse(lp_text ? file + " + " + lp_file : file, "physical_to_logical_map", e);
   }
+  doc.metadata.layer_ids = t.layer_ids;
   return doc;
 }
 
@@ -522,7 +534,7 @@ inline std::vector<std::filesystem::path> write_placement_file(const std::filesy
   switch (f) {
     case placement_format::gem: write_placement_gem(main, p, m); break;
     case placement_format::eplb: write_placement_eplb(main, p); break;
-    case placement_format::sglang: write_placement_sglang(main, &lp, p); break;
+    case placement_format::sglang: write_placement_sglang(main, &lp, p, m); break;
     case placement_format::trtllm: write_placement_trtllm(main, p, m); break;
   }
   detail_formats::write_file(path, main.str());

@@ -184,10 +184,15 @@ inline void check_eplb_tables(const eplb_tables& t, std::int32_t num_gpus = 0) {
 /// `logical_to_all_physical_map [L][E][R]` (slots of each expert in ascending slot order, -1 padded,
 /// exactly as SGLang derives it from the map) and `log2phy_prob [L][E][R]` (probability that a
 /// token of expert e goes to that slot; 0 on padding; each expert's row sums to 1).
+/// SGLang indexes these rows by MODEL layer (its `num_layers` is the model's num_hidden_layers,
+/// dense layers included), so `layer_ids[l]` says which row holds placement layer l; rows of other
+/// layers hold SGLang's trivial map (slot p holds expert p mod E) and even probabilities. Empty
+/// `layer_ids`: row l is placement layer l.
 struct sglang_tables {
   std::vector<std::vector<std::int32_t>> physical_to_logical_map{};
   std::vector<std::vector<std::vector<std::int32_t>>> logical_to_all_physical_map{};  ///< empty: no LP file
   std::vector<std::vector<std::vector<double>>> log2phy_prob{};                      ///< empty: no LP file
+  std::vector<std::int32_t> layer_ids{};
 };
 
 /// SGLang's constraints: every layer lists P slots with ids in [0, E) and every expert at least
@@ -267,21 +272,47 @@ inline void check_sglang_tables(const sglang_tables& t, std::int32_t ep_size, st
 }
 
 /// SGLang's tables of a placement (rank-major convention): the map, and LP tables whose
-/// probabilities are the placement's replica shares.
-[[nodiscard]] inline sglang_tables to_sglang_tables(const placement& p) {
+/// probabilities are the placement's replica shares. With `layer_ids` (model layer index of each
+/// placement layer, increasing), the tables get max(layer_ids) + 1 rows, the others trivial.
+[[nodiscard]] inline sglang_tables to_sglang_tables(const placement& p, const std::vector<std::int32_t>& layer_ids = {}) {
   const auto q = to_rank_major(p);
-  sglang_tables t;
-  std::size_t R = 1;
-  for (std::int32_t l = 0; l < q.num_layers(); ++l) {
-    const auto c = q.logcnt(layer_id{l});
-    R = std::max<std::size_t>(R, static_cast<std::size_t>(*std::max_element(c.begin(), c.end())));
+  if (!layer_ids.empty()) {
+    if (layer_ids.size() != static_cast<std::size_t>(q.num_layers()))
+      throw config_error("sglang: layer_ids holds " + std::to_string(layer_ids.size()) + " values for " +
+                         std::to_string(q.num_layers()) + " layers");
+    for (std::size_t l = 0; l < layer_ids.size(); ++l)
+      if (layer_ids[l] < 0 || (l > 0 && layer_ids[l] <= layer_ids[l - 1]) || layer_ids[l] > (1 << 20))
+        throw config_error("sglang: layer_ids must be increasing model layer indices in [0, 2^20]");
   }
-  for (std::int32_t l = 0; l < q.num_layers(); ++l) {
-    const auto& lp = q.layer(layer_id{l});
+  const auto E = q.num_experts();
+  const auto P = q.num_slots(layer_id{0});
+  std::vector<const layer_placement*> row_of;
+  if (layer_ids.empty()) {
+    for (std::int32_t l = 0; l < q.num_layers(); ++l) row_of.push_back(&q.layer(layer_id{l}));
+  } else {
+    row_of.assign(static_cast<std::size_t>(layer_ids.back()) + 1, nullptr);
+    for (std::size_t l = 0; l < layer_ids.size(); ++l) row_of[static_cast<std::size_t>(layer_ids[l])] = &q.layer(layer_id{static_cast<std::int32_t>(l)});
+  }
+  layer_placement trivial;
+  for (std::int32_t s = 0; s < P; ++s) trivial.phy2log.push_back(s % E);
+  {
+    std::vector<std::int32_t> cnt(static_cast<std::size_t>(E), 0);
+    for (auto e : trivial.phy2log) ++cnt[static_cast<std::size_t>(e)];
+    for (auto e : trivial.phy2log) trivial.share.push_back(1.0 / cnt[static_cast<std::size_t>(e)]);
+  }
+  std::size_t R = 1;
+  for (const auto* lp : row_of) {
+    std::vector<std::size_t> cnt(static_cast<std::size_t>(E), 0);
+    for (auto e : (lp ? lp : &trivial)->phy2log) R = std::max(R, ++cnt[static_cast<std::size_t>(e)]);
+  }
+  sglang_tables t;
+  t.layer_ids = layer_ids;
+  for (const auto* row : row_of) {
+    const auto& lp = row ? *row : trivial;
     t.physical_to_logical_map.push_back(lp.phy2log);
-    auto& map = t.logical_to_all_physical_map.emplace_back(static_cast<std::size_t>(q.num_experts()), std::vector<std::int32_t>(R, -1));
-    auto& prob = t.log2phy_prob.emplace_back(static_cast<std::size_t>(q.num_experts()), std::vector<double>(R, 0.0));
-    std::vector<std::size_t> next(static_cast<std::size_t>(q.num_experts()), 0);
+    auto& map = t.logical_to_all_physical_map.emplace_back(static_cast<std::size_t>(E), std::vector<std::int32_t>(R, -1));
+    auto& prob = t.log2phy_prob.emplace_back(static_cast<std::size_t>(E), std::vector<double>(R, 0.0));
+    std::vector<std::size_t> next(static_cast<std::size_t>(E), 0);
     for (std::size_t s = 0; s < lp.phy2log.size(); ++s) {
       const auto e = static_cast<std::size_t>(lp.phy2log[s]);
       map[e][next[e]] = static_cast<std::int32_t>(s);
@@ -292,13 +323,25 @@ inline void check_sglang_tables(const sglang_tables& t, std::int32_t ep_size, st
 }
 
 /// The placement SGLang runs from its tables on `ep_size` GPUs: rank-major slots, replica ranks in
-/// slot order, shares from log2phy_prob when the LP tables are present (else even). Checks first.
+/// slot order, shares from log2phy_prob when the LP tables are present (else even); the rows named
+/// by `t.layer_ids` (every row when empty). Checks first.
 [[nodiscard]] inline placement from_sglang_tables(const sglang_tables& t, std::int32_t ep_size, std::int32_t num_nodes,
                                                   std::int32_t num_experts) {
   check_sglang_tables(t, ep_size, num_experts);
   const auto P = static_cast<std::int32_t>(t.physical_to_logical_map[0].size());
+  std::vector<std::size_t> rows;
+  for (std::size_t r = 0; r < t.physical_to_logical_map.size(); ++r) rows.push_back(r);
+  if (!t.layer_ids.empty()) {
+    rows.clear();
+    for (std::size_t i = 0; i < t.layer_ids.size(); ++i) {
+      const auto id = t.layer_ids[i];
+      if (id < 0 || static_cast<std::size_t>(id) >= t.physical_to_logical_map.size() || (i > 0 && id <= t.layer_ids[i - 1]))
+        throw placement_error("sglang: layer_ids must be increasing rows of physical_to_logical_map, got " + std::to_string(id));
+      rows.push_back(static_cast<std::size_t>(id));
+    }
+  }
   std::vector<layer_placement> layers;
-  for (std::size_t l = 0; l < t.physical_to_logical_map.size(); ++l) {
+  for (const auto l : rows) {
     layer_placement lp;
     lp.phy2log = t.physical_to_logical_map[l];
     for (std::int32_t s = 0; s < P; ++s) lp.slot_gpu.push_back(s / (P / ep_size));
