@@ -148,6 +148,20 @@ class json_source {
       std::string reason = e.what();
       if (const auto at = reason.find("syntax error"); at != std::string::npos) reason = reason.substr(at);
       throw parse_error(file_, line, "", "not valid JSON: " + reason);
+    } catch (const nlohmann::json::exception& e) {
+      // Raised while parsing without a byte position, e.g. a number too large for a double
+      // ("number overflow parsing '1e999'"): locate the quoted literal to name its line.
+      std::string reason = e.what();
+      std::size_t line = 0;
+      if (const auto q = reason.find('\''); q != std::string::npos) {
+        const auto literal = reason.substr(q + 1, reason.find('\'', q + 1) - q - 1);
+        if (const auto at = literal.empty() ? std::string::npos : text_.find(literal); at != std::string::npos) {
+          line = 1;
+          for (std::size_t i = 0; i < at; ++i) line += text_[i] == '\n';
+        }
+      }
+      if (const auto at = reason.find("] "); at != std::string::npos) reason = reason.substr(at + 2);
+      throw parse_error(file_, line, "", "not valid JSON: " + reason);
     }
   }
 
