@@ -102,7 +102,7 @@ inline constexpr std::array<const char*, 8> palette{"#1f77b4", "#d62728", "#2ca0
   const double W = 960, panel_h = 150, top = 60, left = 70, right = 30, gap = 26;
   const double bars_h = static_cast<double>(series.size()) * (panel_h + gap);
   const double cdf_top = top + bars_h + 40, cdf_h = 300;
-  const double H = cdf_top + cdf_h + 80 + 18 * static_cast<double>((series.size() - 1) / 5);
+  const double H = cdf_top + cdf_h + 80 + 18 * static_cast<double>((series.size() - 1) / 4);
   const double plot_w = W - left - right;
   std::string out;
   out += "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n";
@@ -198,7 +198,7 @@ inline constexpr std::array<const char*, 8> palette{"#1f77b4", "#d62728", "#2ca0
     }
     out += "<polyline fill=\"none\" stroke=\"" + std::string(color) + "\" stroke-width=\"2\" points=\"" + pts + "\"/>\n";
     // Legend in a row under the axis, where it cannot hide a curve.
-    const double lx = left + 170.0 * static_cast<double>(k % 5), ly = cb + 58 + 18 * static_cast<double>(k / 5);
+    const double lx = left + 215.0 * static_cast<double>(k % 4), ly = cb + 58 + 18 * static_cast<double>(k / 4);
     out += "<line x1=\"" + num(lx) + "\" y1=\"" + num(ly - 4) + "\" x2=\"" + num(lx + 24) + "\" y2=\"" + num(ly - 4) +
            "\" stroke=\"" + color + "\" stroke-width=\"3\"/>\n<text x=\"" + num(lx + 30) + "\" y=\"" + num(ly) + "\">" +
            escape(series[k].name) + "</text>\n";
