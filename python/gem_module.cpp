@@ -5,6 +5,7 @@
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
+#include <algorithm>
 #include <chrono>
 #include <optional>
 #include <string>
@@ -78,14 +79,11 @@ py::tuple eplb_triple(const gem::placement& pl) {
 
 py::tuple rebalance_experts(const f64_array& weight, int num_replicas, int num_groups, int num_nodes, int num_gpus) {
   const auto r = gem::rebalance_experts(rows_2d(weight, "weight"), num_replicas, num_groups, num_nodes, num_gpus);
-  const auto L = static_cast<py::ssize_t>(r.log2phy.size());
-  const auto E = L ? static_cast<py::ssize_t>(r.log2phy[0].size()) : 0;
-  const auto R = E ? static_cast<py::ssize_t>(r.log2phy[0][0].size()) : 0;
+  const auto L = static_cast<py::ssize_t>(r.logcnt.size());
+  const auto E = L ? static_cast<py::ssize_t>(r.logcnt[0].size()) : 0;
+  const auto R = static_cast<py::ssize_t>(r.max_replicas);
   py::array_t<std::int64_t> log2phy({L, E, R});
-  auto l2p = log2phy.mutable_unchecked<3>();
-  for (py::ssize_t l = 0; l < L; ++l)
-    for (py::ssize_t e = 0; e < E; ++e)
-      for (py::ssize_t k = 0; k < R; ++k) l2p(l, e, k) = r.log2phy[l][e][k];
+  std::copy(r.log2phy.begin(), r.log2phy.end(), log2phy.mutable_data());  // both [L][E][R] row-major
   return py::make_tuple(to_i64(r.phy2log), log2phy, to_i64(r.logcnt));
 }
 
