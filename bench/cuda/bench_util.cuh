@@ -97,19 +97,17 @@ inline std::vector<std::int32_t> count_ids(const std::vector<std::int32_t>& ids,
   return c;
 }
 
-/// Times `call(i)` with CUDA events: each benchmark iteration runs `reps` calls back to back and
-/// reports the time per call as manual time. One warm-up iteration first.
-template <class Call>
-void time_calls(benchmark::State& state, cudaStream_t stream, int reps, Call&& call) {
+/// The event-timing loop shared by time_calls and time_graph: each benchmark iteration records an
+/// event, runs `launch()` (which enqueues `reps` calls), records a second event and reports the
+/// elapsed time per call as manual time.
+template <class Launch>
+void time_with_events(benchmark::State& state, cudaStream_t stream, int reps, Launch&& launch) {
   cudaEvent_t a, b;
   GEM_BENCH_CHECK(cudaEventCreate(&a));
   GEM_BENCH_CHECK(cudaEventCreate(&b));
-  int i = 0;
-  for (int r = 0; r < reps; ++r) call(i++);
-  GEM_BENCH_CHECK(cudaStreamSynchronize(stream));
   for (auto _ : state) {
     GEM_BENCH_CHECK(cudaEventRecord(a, stream));
-    for (int r = 0; r < reps; ++r) call(i++);
+    launch();
     GEM_BENCH_CHECK(cudaEventRecord(b, stream));
     GEM_BENCH_CHECK(cudaEventSynchronize(b));
     float ms = 0.0f;
@@ -119,6 +117,18 @@ void time_calls(benchmark::State& state, cudaStream_t stream, int reps, Call&& c
   GEM_BENCH_CHECK(cudaGetLastError());
   (void)cudaEventDestroy(a);
   (void)cudaEventDestroy(b);
+}
+
+/// Times `call(i)` with CUDA events: each benchmark iteration runs `reps` calls back to back and
+/// reports the time per call as manual time. One warm-up iteration first.
+template <class Call>
+void time_calls(benchmark::State& state, cudaStream_t stream, int reps, Call&& call) {
+  int i = 0;
+  for (int r = 0; r < reps; ++r) call(i++);
+  GEM_BENCH_CHECK(cudaStreamSynchronize(stream));
+  time_with_events(state, stream, reps, [&] {
+    for (int r = 0; r < reps; ++r) call(i++);
+  });
 }
 
 /// As time_calls, but the `reps` calls are captured once into a CUDA graph and each iteration
@@ -133,23 +143,9 @@ void time_graph(benchmark::State& state, cudaStream_t stream, int reps, Call&& c
   for (int r = 0; r < reps; ++r) call(r);
   GEM_BENCH_CHECK(cudaStreamEndCapture(stream, &graph));
   GEM_BENCH_CHECK(cudaGraphInstantiate(&exec, graph, 0));
-  cudaEvent_t a, b;
-  GEM_BENCH_CHECK(cudaEventCreate(&a));
-  GEM_BENCH_CHECK(cudaEventCreate(&b));
   GEM_BENCH_CHECK(cudaGraphLaunch(exec, stream));
   GEM_BENCH_CHECK(cudaStreamSynchronize(stream));
-  for (auto _ : state) {
-    GEM_BENCH_CHECK(cudaEventRecord(a, stream));
-    GEM_BENCH_CHECK(cudaGraphLaunch(exec, stream));
-    GEM_BENCH_CHECK(cudaEventRecord(b, stream));
-    GEM_BENCH_CHECK(cudaEventSynchronize(b));
-    float ms = 0.0f;
-    GEM_BENCH_CHECK(cudaEventElapsedTime(&ms, a, b));
-    state.SetIterationTime(static_cast<double>(ms) * 1e-3 / reps);
-  }
-  GEM_BENCH_CHECK(cudaGetLastError());
-  (void)cudaEventDestroy(a);
-  (void)cudaEventDestroy(b);
+  time_with_events(state, stream, reps, [&] { GEM_BENCH_CHECK(cudaGraphLaunch(exec, stream)); });
   (void)cudaGraphExecDestroy(exec);
   (void)cudaGraphDestroy(graph);
 }
