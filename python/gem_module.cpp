@@ -7,6 +7,8 @@
 
 #include <algorithm>
 #include <chrono>
+#include <ctime>
+#include <memory>
 #include <optional>
 #include <string>
 #include <variant>
@@ -23,6 +25,7 @@
 #include "gem/speed/scaled.hpp"
 #include "gem/speed/table.hpp"
 #include "gem/version.hpp"
+#include "eplb_buffers.hpp"
 
 namespace py = pybind11;
 
@@ -39,16 +42,6 @@ std::vector<std::vector<double>> rows_2d(const f64_array& a, const char* name) {
   std::vector<std::vector<double>> out(static_cast<std::size_t>(L));
   const double* p = a.data();
   for (py::ssize_t l = 0; l < L; ++l) out[l].assign(p + l * E, p + (l + 1) * E);
-  return out;
-}
-
-template <class T>
-py::array_t<std::int64_t> to_i64(const std::vector<std::vector<T>>& v) {
-  const auto rows = static_cast<py::ssize_t>(v.size()), cols = rows ? static_cast<py::ssize_t>(v[0].size()) : 0;
-  py::array_t<std::int64_t> out({rows, cols});
-  auto m = out.mutable_unchecked<2>();
-  for (py::ssize_t i = 0; i < rows; ++i)
-    for (py::ssize_t j = 0; j < cols; ++j) m(i, j) = static_cast<std::int64_t>(v[i][j]);
   return out;
 }
 
@@ -77,30 +70,119 @@ py::tuple eplb_triple(const gem::placement& pl) {
   return py::make_tuple(phy2log, log2phy, logcnt);
 }
 
-py::tuple rebalance_experts(const f64_array& weight, int num_replicas, int num_groups, int num_nodes, int num_gpus) {
-  const auto r = gem::rebalance_experts(rows_2d(weight, "weight"), num_replicas, num_groups, num_nodes, num_gpus);
-  const auto L = static_cast<py::ssize_t>(r.logcnt.size());
-  const auto E = L ? static_cast<py::ssize_t>(r.logcnt[0].size()) : 0;
-  const auto R = static_cast<py::ssize_t>(r.max_replicas);
-  py::array_t<std::int64_t> log2phy({L, E, R});
-  std::copy(r.log2phy.begin(), r.log2phy.end(), log2phy.mutable_data());  // both [L][E][R] row-major
-  return py::make_tuple(to_i64(r.phy2log), log2phy, to_i64(r.logcnt));
+/// weight as a C-contiguous float32 or float64 array, without a copy when it already is one
+/// (other dtypes and layouts are converted to float64).
+py::array weight_array(const py::array& a) {
+  const bool flt = a.dtype().kind() == 'f' && (a.itemsize() == 4 || a.itemsize() == 8);
+  if (flt && (a.flags() & py::array::c_style)) return a;
+  return f64_array::ensure(a);
 }
 
-/// Median wall time (seconds) of `repeats` calls of the C++ rebalance_experts alone: the anchor of
-/// the binding's overhead benchmark.
-double time_rebalance_cpp(const f64_array& weight, int num_replicas, int num_groups, int num_nodes, int num_gpus,
+/// EPLB's call shape for a 2-D weight, validated.
+gem::python::eplb_shape eplb_call(const py::array& w, int num_replicas, int num_groups, int num_nodes, int num_gpus) {
+  if (w.ndim() != 2)
+    throw gem::config_error("weight must be 2-D [layers, experts], got " + std::to_string(w.ndim()) + "-D");
+  const gem::python::eplb_shape s{.num_layers = static_cast<std::int32_t>(w.shape(0)),
+                                  .num_experts = static_cast<std::int32_t>(w.shape(1)),
+                                  .num_replicas = num_replicas,
+                                  .num_groups = num_groups,
+                                  .num_nodes = num_nodes,
+                                  .num_gpus = num_gpus};
+  s.validate();
+  return s;
+}
+
+/// Runs `f(const T* weight)` with T = float or double, as the array holds.
+template <class F>
+decltype(auto) with_weights(const py::array& w, F&& f) {
+  if (w.itemsize() == 4) return f(static_cast<const float*>(w.data()));
+  return f(static_cast<const double*>(w.data()));
+}
+
+/// DeepSeek EPLB's contract on numpy: the C++ steps write straight into numpy-owned int64 arrays,
+/// with the GIL released around them.
+py::tuple rebalance_experts(const py::array& weight_in, int num_replicas, int num_groups, int num_nodes, int num_gpus) {
+  const py::array w = weight_array(weight_in);
+  const auto s = eplb_call(w, num_replicas, num_groups, num_nodes, num_gpus);
+  const auto L = static_cast<py::ssize_t>(s.num_layers), E = static_cast<py::ssize_t>(s.num_experts),
+             P = static_cast<py::ssize_t>(s.num_replicas);
+  py::array_t<std::int64_t> phy2log({L, P}), logcnt({L, E});
+  std::vector<std::int32_t> rank(static_cast<std::size_t>(L * P));
+  std::int64_t* p2l = phy2log.mutable_data();
+  std::int64_t* cnt = logcnt.mutable_data();
+  std::int32_t R = 0;
+  {
+    py::gil_scoped_release nogil;
+    R = with_weights(w, [&](const auto* p) {
+      gem::python::check_weights(p, s);
+      return gem::python::rebalance_experts_into(p, s, p2l, rank.data(), cnt);
+    });
+  }
+  py::array_t<std::int64_t> log2phy({L, E, static_cast<py::ssize_t>(R)});
+  std::int64_t* l2p = log2phy.mutable_data();
+  {
+    py::gil_scoped_release nogil;
+    gem::python::log2phy_into(p2l, rank.data(), s, R, l2p);
+  }
+  return py::make_tuple(std::move(phy2log), std::move(log2phy), std::move(logcnt));
+}
+
+/// This thread's CPU time in seconds (not counting time the scheduler gave to other processes).
+double thread_cpu_seconds() {
+  timespec ts{};
+  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+  return static_cast<double>(ts.tv_sec) + 1e-9 * static_cast<double>(ts.tv_nsec);
+}
+
+/// Medians of `repeats` timings of `f`: (wall seconds, this thread's CPU seconds).
+template <class F>
+py::tuple median_seconds(int repeats, F&& f) {
+  std::vector<double> wall, cpu;
+  {
+    py::gil_scoped_release nogil;
+    for (int i = 0; i < std::max(repeats, 1); ++i) {
+      const auto t0 = std::chrono::steady_clock::now();
+      const double c0 = thread_cpu_seconds();
+      f();
+      cpu.push_back(thread_cpu_seconds() - c0);
+      wall.push_back(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+    }
+    std::sort(wall.begin(), wall.end());
+    std::sort(cpu.begin(), cpu.end());
+  }
+  return py::make_tuple(wall[wall.size() / 2], cpu[cpu.size() / 2]);
+}
+
+/// Median (wall, CPU) seconds of `repeats` calls of the public C++ gem::rebalance_experts alone
+/// (nested vectors in, int32 vectors out; weight already converted): the benchmark's anchor.
+py::tuple time_rebalance_cpp(const f64_array& weight, int num_replicas, int num_groups, int num_nodes, int num_gpus,
                           int repeats) {
   const auto w = rows_2d(weight, "weight");
-  std::vector<double> t;
-  for (int i = 0; i < repeats; ++i) {
-    const auto t0 = std::chrono::steady_clock::now();
+  return median_seconds(repeats, [&] {
     const auto r = gem::rebalance_experts(w, num_replicas, num_groups, num_nodes, num_gpus);
-    t.push_back(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
-    if (r.phy2log.empty()) return -1;
-  }
-  std::sort(t.begin(), t.end());
-  return t[t.size() / 2];
+    if (r.phy2log.empty()) throw gem::placement_error("rebalance_experts returned no layers");
+  });
+}
+
+/// Median (wall, CPU) seconds of `repeats` runs of the binding's C++ core without Python: checks,
+/// EPLB into int64 buffers allocated per call, log2phy. The second anchor.
+py::tuple time_rebalance_core(const py::array& weight_in, int num_replicas, int num_groups, int num_nodes, int num_gpus,
+                           int repeats) {
+  const py::array w = weight_array(weight_in);
+  const auto s = eplb_call(w, num_replicas, num_groups, num_nodes, num_gpus);
+  const auto LP = static_cast<std::size_t>(s.num_layers) * static_cast<std::size_t>(s.num_replicas);
+  const auto LE = static_cast<std::size_t>(s.num_layers) * static_cast<std::size_t>(s.num_experts);
+  return median_seconds(repeats, [&] {
+    // Uninitialized, as numpy's arrays are (every element is written).
+    const std::unique_ptr<std::int64_t[]> p2l(new std::int64_t[LP]), cnt(new std::int64_t[LE]);
+    std::vector<std::int32_t> rank(LP);
+    const auto R = with_weights(w, [&](const auto* p) {
+      gem::python::check_weights(p, s);
+      return gem::python::rebalance_experts_into(p, s, p2l.get(), rank.data(), cnt.get());
+    });
+    const std::unique_ptr<std::int64_t[]> l2p(new std::int64_t[LE * static_cast<std::size_t>(R)]);
+    gem::python::log2phy_into(p2l.get(), rank.data(), s, R, l2p.get());
+  });
 }
 
 using model_variant = std::variant<gem::scaled<gem::roofline>, gem::scaled<gem::table>>;
@@ -236,7 +318,16 @@ PYBIND11_MODULE(_gem, m) {
         "DeepSeek EPLB's rebalance_experts: returns (phy2log [L,P], log2phy [L,E,R], logcnt [L,E]) as int64 arrays.");
   m.def("time_rebalance_cpp", &time_rebalance_cpp, py::arg("weight"), py::arg("num_replicas"), py::arg("num_groups"),
         py::arg("num_nodes"), py::arg("num_gpus"), py::arg("repeats"),
-        "Median seconds of the C++ rebalance_experts alone (the binding overhead benchmark's anchor).");
+        "Median (wall, CPU) seconds of the public C++ gem::rebalance_experts alone (the binding benchmark's anchor).");
+  m.def("time_rebalance_core", &time_rebalance_core, py::arg("weight"), py::arg("num_replicas"), py::arg("num_groups"),
+        py::arg("num_nodes"), py::arg("num_gpus"), py::arg("repeats"),
+        "Median (wall, CPU) seconds of the binding's C++ core (int64 buffers, no Python) alone: the second anchor.");
+  m.def("rebalance_experts_reference", [](const f64_array& weight, int num_replicas, int num_groups, int num_nodes,
+                                           int num_gpus) {
+          const auto r = gem::rebalance_experts(rows_2d(weight, "weight"), num_replicas, num_groups, num_nodes, num_gpus);
+          return py::make_tuple(r.phy2log, r.log2phy_nested(), r.logcnt);
+        }, py::arg("weight"), py::arg("num_replicas"), py::arg("num_groups"), py::arg("num_nodes"), py::arg("num_gpus"),
+        "gem::rebalance_experts as nested lists (the tests' reference for the binding's own core).");
   m.def("place", &place, py::arg("weight"), py::arg("num_gpus"), py::arg("num_slots"), py::arg("num_groups"),
         py::arg("num_nodes"), py::arg("strategy"), py::arg("mode"), py::arg("gpu_time"), py::arg("shape"),
         py::arg("profile"), py::arg("trace"), py::arg("seed"));

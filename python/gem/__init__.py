@@ -34,6 +34,17 @@ def _to_numpy(x, dtype):
     return _np.ascontiguousarray(_np.asarray(x, dtype=dtype))
 
 
+def _weight(x):
+    """weight for EPLB's call: float32 or float64 numpy arrays pass through (no copy; the C++ side
+    reads either and converts rows to float32 as EPLB does), anything else becomes float64."""
+    if _is_torch(x):
+        x = x.detach().cpu().numpy()
+    x = _np.asarray(x)
+    if x.dtype != _np.float32 and x.dtype != _np.float64:
+        x = x.astype(_np.float64)
+    return x
+
+
 def _like(template, arr):
     """Returns `arr` as a torch tensor when `template` is one (on its device), else as is."""
     if template is not None and _is_torch(template):
@@ -66,15 +77,14 @@ def rebalance_experts(weight, num_replicas, num_groups, num_nodes, num_gpus, *, 
     GPU and an even split over replicas, which vLLM, SGLang and TRT-LLM load unchanged. ``shape``
     names the expert shape of the H200 speed model used when no profile is given.
     """
-    w = _to_numpy(weight, _np.float64)
     if gpu_speed is None and profile is None and trace is None and strategy in (None, "eplb"):
-        out = _gem.rebalance_experts(w, int(num_replicas), int(num_groups), int(num_nodes), int(num_gpus))
+        out = _gem.rebalance_experts(_weight(weight), int(num_replicas), int(num_groups), int(num_nodes), int(num_gpus))
     else:
-        res = place(w, num_gpus, num_replicas=num_replicas, num_groups=num_groups, num_nodes=num_nodes,
-                    strategy=strategy or "gem", gpu_speed=gpu_speed, profile=profile, trace=trace, shape=shape,
-                    seed=seed)
+        res = place(_to_numpy(weight, _np.float64), num_gpus, num_replicas=num_replicas, num_groups=num_groups,
+                    num_nodes=num_nodes, strategy=strategy or "gem", gpu_speed=gpu_speed, profile=profile, trace=trace,
+                    shape=shape, seed=seed)
         out = (res["phy2log"], res["log2phy"], res["logcnt"])
-    return tuple(_like(weight, a) for a in out)
+    return tuple(_like(weight, a) for a in out) if _is_torch(weight) else out
 
 
 def place(weight, num_gpus, *, num_replicas=None, num_groups=1, num_nodes=1, strategy="gem", mode="engine",

@@ -7,16 +7,48 @@ import pytest
 import gem
 
 
-def test_rebalance_experts_equals_every_eplb_reference_vector(eplb_vectors):
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_rebalance_experts_equals_every_eplb_reference_vector(eplb_vectors, dtype):
     for path in eplb_vectors:
         case = json.loads(path.read_text())
-        weight = np.asarray(case["weight"], dtype=np.float32)
+        weight = np.asarray(case["weight"], dtype=dtype)
         phy2log, log2phy, logcnt = gem.rebalance_experts(weight, case["num_replicas"], case["num_groups"],
                                                          case["num_nodes"], case["num_gpus"])
         assert phy2log.dtype == np.int64 and log2phy.dtype == np.int64 and logcnt.dtype == np.int64
         np.testing.assert_array_equal(phy2log, np.asarray(case["phy2log"]), err_msg=path.name)
         np.testing.assert_array_equal(log2phy, np.asarray(case["log2phy"]), err_msg=path.name)
         np.testing.assert_array_equal(logcnt, np.asarray(case["logcnt"]), err_msg=path.name)
+
+
+def test_the_binding_core_equals_the_public_cpp_function_on_random_calls():
+    """The binding writes EPLB's result straight into int64 numpy arrays (its own loop over the C++
+    helpers); gem::rebalance_experts (nested vectors, int32) is the reference. Random shapes cover the
+    hierarchical and global policies, heavy skew (many replicas), ties, float32/float64/int inputs
+    and non-contiguous views."""
+    rng = np.random.default_rng(2026)
+    for trial in range(60):
+        gpus = int(rng.choice([1, 2, 4, 8, 16]))
+        nodes = int(rng.choice([n for n in (1, 2, 4) if gpus % n == 0]))
+        groups = int(rng.choice([1, 2, 4, 8]))
+        experts = groups * nodes * int(rng.integers(1, 5)) * int(rng.choice([1, 2]))
+        slots = gpus * int(np.ceil(experts / gpus)) + gpus * int(rng.integers(0, 4))
+        layers = int(rng.integers(1, 5))
+        kind = trial % 4
+        if kind == 0:
+            weight = rng.zipf(1.3, size=(layers, experts)).astype(np.float64)  # skewed: many replicas
+        elif kind == 1:
+            weight = rng.integers(0, 4, size=(layers, experts)).astype(np.int64)  # ties, zeros, int dtype
+        elif kind == 2:
+            weight = (rng.random((layers, experts)) * 100).astype(np.float32)
+        else:
+            weight = (rng.random((experts, layers)) * 100).T  # a non-contiguous view
+        args = (slots, groups, nodes, gpus)
+        got = gem.rebalance_experts(weight, *args)
+        ref = gem._gem.rebalance_experts_reference(np.asarray(weight, dtype=np.float64), *args)
+        for g, r, name in zip(got, ref, ("phy2log", "log2phy", "logcnt")):
+            assert g.dtype == np.int64
+            np.testing.assert_array_equal(g, np.asarray(r), err_msg=f"trial {trial} {name} {args}")
+        assert got[1].shape[2] == got[2].max()
 
 
 def test_the_eplb_triple_is_consistent_for_every_strategy():
@@ -77,6 +109,12 @@ def test_bad_input_raises_a_clear_error():
         gem.rebalance_experts(np.ones((2, 16)), 15, 1, 1, 4)
     with pytest.raises(gem.GemError, match="finite"):
         gem.rebalance_experts(np.array([[1.0, np.nan, 2.0, 3.0]]), 4, 1, 1, 2)
+    with pytest.raises(gem.GemError, match="layer 1 expert 2 is -1"):
+        gem.rebalance_experts(np.array([[1, 2, 3, 4], [1, 2, -1, 4]], dtype=np.float32), 4, 1, 1, 2)
+    with pytest.raises(gem.GemError, match="2-D"):
+        gem.rebalance_experts(np.ones(8), 8, 1, 1, 4)
+    with pytest.raises(gem.GemError, match="num_gpus"):
+        gem.rebalance_experts(np.ones((2, 8)), 8, 1, 1, 0)
     with pytest.raises(gem.GemError, match="gpu_speed holds 3 values"):
         gem.rebalance_experts(np.ones((1, 8)), 8, 1, 1, 4, gpu_speed=[1, 1, 1])
     with pytest.raises(gem.GemError, match="strategy must be one of"):
