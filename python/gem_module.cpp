@@ -71,10 +71,12 @@ py::tuple eplb_triple(const gem::placement& pl) {
 }
 
 /// weight as a C-contiguous float32 or float64 array, without a copy when it already is one
-/// (other dtypes and layouts are converted to float64).
+/// (other dtypes and layouts are converted to float64). Dtypes are told apart with numpy's own
+/// EquivTypes (py::array_t checks), not py::array::itemsize(): pybind11 2.10 reads the item size
+/// from numpy 1's descriptor layout, which numpy 2 changed.
 py::array weight_array(const py::array& a) {
-  const bool flt = a.dtype().kind() == 'f' && (a.itemsize() == 4 || a.itemsize() == 8);
-  if (flt && (a.flags() & py::array::c_style)) return a;
+  if (py::isinstance<py::array_t<float, py::array::c_style>>(a) || py::isinstance<py::array_t<double, py::array::c_style>>(a))
+    return a;
   return f64_array::ensure(a);
 }
 
@@ -92,12 +94,20 @@ gem::python::eplb_shape eplb_call(const py::array& w, int num_replicas, int num_
   return s;
 }
 
-/// Runs `f(const T* weight)` with T = float or double, as the array holds.
-template <class F>
-decltype(auto) with_weights(const py::array& w, F&& f) {
-  if (w.itemsize() == 4) return f(static_cast<const float*>(w.data()));
-  return f(static_cast<const double*>(w.data()));
-}
+/// The data of an array from weight_array, read without the GIL.
+struct weight_view {
+  const void* data = nullptr;
+  bool f32 = false;
+
+  explicit weight_view(const py::array& w) : data(w.data()), f32(py::isinstance<py::array_t<float>>(w)) {}
+
+  /// Runs `f(const T* weight)` with T = float or double, as the array holds.
+  template <class F>
+  decltype(auto) visit(F&& f) const {
+    if (f32) return f(static_cast<const float*>(data));
+    return f(static_cast<const double*>(data));
+  }
+};
 
 /// DeepSeek EPLB's contract on numpy: the C++ steps write straight into numpy-owned int64 arrays,
 /// with the GIL released around them.
@@ -110,10 +120,11 @@ py::tuple rebalance_experts(const py::array& weight_in, int num_replicas, int nu
   std::vector<std::int32_t> rank(static_cast<std::size_t>(L * P));
   std::int64_t* p2l = phy2log.mutable_data();
   std::int64_t* cnt = logcnt.mutable_data();
+  const weight_view wv(w);
   std::int32_t R = 0;
   {
     py::gil_scoped_release nogil;
-    R = with_weights(w, [&](const auto* p) {
+    R = wv.visit([&](const auto* p) {
       gem::python::check_weights(p, s);
       return gem::python::rebalance_experts_into(p, s, p2l, rank.data(), cnt);
     });
@@ -172,11 +183,12 @@ py::tuple time_rebalance_core(const py::array& weight_in, int num_replicas, int 
   const auto s = eplb_call(w, num_replicas, num_groups, num_nodes, num_gpus);
   const auto LP = static_cast<std::size_t>(s.num_layers) * static_cast<std::size_t>(s.num_replicas);
   const auto LE = static_cast<std::size_t>(s.num_layers) * static_cast<std::size_t>(s.num_experts);
+  const weight_view wv(w);
   return median_seconds(repeats, [&] {
     // Uninitialized, as numpy's arrays are (every element is written).
     const std::unique_ptr<std::int64_t[]> p2l(new std::int64_t[LP]), cnt(new std::int64_t[LE]);
     std::vector<std::int32_t> rank(LP);
-    const auto R = with_weights(w, [&](const auto* p) {
+    const auto R = wv.visit([&](const auto* p) {
       gem::python::check_weights(p, s);
       return gem::python::rebalance_experts_into(p, s, p2l.get(), rank.data(), cnt.get());
     });
