@@ -51,6 +51,22 @@ def test_the_binding_core_equals_the_public_cpp_function_on_random_calls():
         assert got[1].shape[2] == got[2].max()
 
 
+def test_calls_from_several_threads_give_the_serial_results():
+    """The C++ work runs with the GIL released: concurrent calls on shared inputs must not interfere."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    rng = np.random.default_rng(8)
+    calls = [(rng.zipf(1.4, size=(6, 64)).astype(dtype), slots, groups, nodes, gpus)
+             for dtype in (np.float32, np.float64)
+             for slots, groups, nodes, gpus in [(80, 8, 2, 16), (96, 4, 8, 16), (64, 1, 1, 8)]]
+    serial = [gem.rebalance_experts(*c) for c in calls]
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        threaded = list(pool.map(lambda c: gem.rebalance_experts(*c), calls * 4))
+    for i, got in enumerate(threaded):
+        for g, r in zip(got, serial[i % len(calls)]):
+            np.testing.assert_array_equal(g, r, err_msg=f"call {i}")
+
+
 def test_the_eplb_triple_is_consistent_for_every_strategy():
     rng = np.random.default_rng(3)
     weight = rng.zipf(1.6, size=(4, 32)).astype(np.float64)
