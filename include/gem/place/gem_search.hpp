@@ -9,6 +9,7 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <cmath>
 #include <cstdint>
 #include <exception>
 #include <limits>
@@ -72,13 +73,33 @@ struct gem_search {
   /// unless the search beats it on the fitted steps by at least `min_gain` (a fraction).
   bool eplb_start = false;
   double min_gain = 0.0;
+  /// Robust choice against EPLB. On engine-compatible layers that EPLB can lay out (equal slots,
+  /// no node hierarchy), the searched layout replaces EPLB's (global policy on the mean loads)
+  /// only when it wins on unseen steps with this confidence; 0 = off (always the searched one).
+  /// Why: the search fits the fitted steps exactly, and with few of them (one step of 4096 tokens
+  /// per layer in the ESFT evaluation) a gain of 1-2% on them is smaller than the shift to the
+  /// next steps (between halves of one ESFT task, 2-7% of the tokens change expert), so on
+  /// nearly-equal GPUs the searched layout is as often worse than EPLB's as better. The test:
+  /// plausible unseen steps are drawn around each fitted step (count x plus normal noise of
+  /// variance 2 * phi * x: the fitted and the unseen step each deviate from the expected count
+  /// with variance phi * x, an overdispersed Poisson law; phi is the pooled index of dispersion
+  /// of the fitted steps, shrunk toward `dispersion` with weight 1 against the S - 1 degrees of
+  /// freedom of the S fitted steps, so one fitted step uses `dispersion` alone); d = straggler
+  /// seconds of the searched layout minus EPLB's on each drawn step; the searched layout is kept
+  /// when mean(d) + z * sd(d) / sqrt(S) < 0, z the normal quantile of `keep_eplb_confidence`
+  /// (an unseen set of S steps, as many as were fitted, favours it with that confidence). Where
+  /// the GPUs differ enough to matter, the gain is many noise widths and the test passes; where
+  /// it is within the noise, the layer keeps EPLB's layout and cannot lose to it.
+  double keep_eplb_confidence = 0.9;
+  double dispersion = 4.0;             ///< phi with one fitted step (ESFT: 0.5-8.5 at 1024-4096 tokens)
+  std::int32_t resample_steps = 64;    ///< steps drawn for that test, around the fitted steps in turn
   std::int32_t threads = 1;               ///< layers searched in parallel
 
   /// A configuration for re-running online at large scale (DeepSeek-V3: 58 layers, 256 experts,
   /// 32 GPUs): no kicks, 64 sampled steps, 8 target GPUs per move, 6000 step evaluations per layer
-  /// and start. The default configuration searches much longer (offline quality).
+  /// and start, 16 steps drawn for the confidence test against EPLB. The default configuration searches much longer (offline quality).
   [[nodiscard]] static gem_search online(slot_mode m = slot_mode::engine_compatible, std::uint64_t s = 0) {
-    return gem_search{.mode = m, .seed = s, .kicks = 0, .max_step_evals = 6000, .max_steps = 64, .max_targets = 8};
+    return gem_search{.mode = m, .seed = s, .kicks = 0, .max_step_evals = 6000, .max_steps = 64, .max_targets = 8, .resample_steps = 16};
   }
 
   /// Throws config_error naming the field that is out of range.
@@ -100,6 +121,10 @@ struct gem_search {
     if (max_targets < 0) throw config_error("gem_search.max_targets must be >= 0 (0 = all)");
     if (min_steps < 0) throw config_error("gem_search.min_steps must be >= 0 (0 = no synthetic steps)");
     if (!(min_gain >= 0 && min_gain < 1)) throw config_error("gem_search.min_gain must be in [0, 1)");
+    if (!(keep_eplb_confidence >= 0 && keep_eplb_confidence < 1))
+      throw config_error("gem_search.keep_eplb_confidence must be in [0, 1) (0 = off)");
+    if (!(dispersion >= 0) || !std::isfinite(dispersion)) throw config_error("gem_search.dispersion must be finite and >= 0");
+    if (resample_steps < 1) throw config_error("gem_search.resample_steps must be >= 1, got " + std::to_string(resample_steps));
     if (threads < 1) throw config_error("gem_search.threads must be >= 1, got " + std::to_string(threads));
   }
 
@@ -192,6 +217,77 @@ std::vector<std::int32_t> gem_pack(const M& model, std::int32_t G, std::int32_t 
   return gpu_of;
 }
 
+/// The standard normal quantile of q in (0, 1) (bisection on erfc; exact to ~1e-12).
+inline double normal_quantile(double q) {
+  double lo = -40, hi = 40;
+  for (int i = 0; i < 100; ++i) {
+    const double mid = 0.5 * (lo + hi);
+    (0.5 * std::erfc(-mid / std::sqrt(2.0)) < q ? lo : hi) = mid;
+  }
+  return 0.5 * (lo + hi);
+}
+
+/// Straggler seconds of one step when GPU g holds the items members[g].
+template <speed_model M>
+double placed_straggler(const M& model, const std::vector<std::vector<std::int32_t>>& members,
+                        const std::vector<search_item>& items, const std::vector<double>& step, std::vector<double>& rows) {
+  double worst = 0;
+  for (std::size_t g = 0; g < members.size(); ++g) {
+    rows.clear();
+    for (auto i : members[g]) rows.push_back(step[items[i].expert] * items[i].share);
+    if (!rows.empty()) worst = std::max(worst, static_cast<double>(model.seconds(gpu_id{static_cast<std::int32_t>(g)}, work{rows})));
+  }
+  return worst;
+}
+
+/// gem_search::keep_eplb_confidence's test: true when layout `ours` beats `theirs` on unseen
+/// steps drawn around the fitted `steps` with the stated confidence (see gem_search).
+template <speed_model M>
+bool robust_gain(const gem_search& cfg, const M& model, std::int32_t G, const std::vector<std::vector<double>>& steps,
+                 const std::vector<search_item>& items, const std::vector<std::int32_t>& ours,
+                 const std::vector<std::int32_t>& theirs, std::uint64_t seed) {
+  const auto S = static_cast<std::int32_t>(steps.size());
+  if (S == 0) return true;
+  const auto E = steps[0].size();
+  std::vector<double> mean, sd;
+  step_stats(steps, E, mean, sd);
+  double phi = cfg.dispersion;
+  if (S >= 2) {
+    double var = 0, load = 0;
+    for (std::size_t e = 0; e < E; ++e) var += sd[e] * sd[e] * S / (S - 1.0), load += mean[e];
+    if (load > 0) phi = ((S - 1) * (var / load) + cfg.dispersion) / S;
+  }
+  std::vector<std::vector<std::int32_t>> a(static_cast<std::size_t>(G)), b(static_cast<std::size_t>(G));
+  for (std::size_t i = 0; i < items.size(); ++i) a[ours[i]].push_back(static_cast<std::int32_t>(i)), b[theirs[i]].push_back(static_cast<std::int32_t>(i));
+  // resample_steps draws, the fitted steps in turn (spread evenly over them when there are more).
+  const std::int32_t draws = cfg.resample_steps;
+  splitmix64 rng{seed ^ 0x2545F4914F6CDD1Dull};
+  std::vector<double> drawn(E), rows;
+  double sum = 0, sum2 = 0;
+  for (std::int32_t j = 0; j < draws; ++j) {
+    const auto& step = steps[draws >= S ? j % S : static_cast<std::int32_t>(static_cast<std::int64_t>(j) * S / draws)];
+    for (std::size_t e = 0; e < E; ++e) {
+      const double x = step[e];
+      if (!(x > 0)) {
+        drawn[e] = 0;
+        continue;
+      }
+      // A standard normal as the sum of four uniforms (Irwin-Hall, the four 16-bit quarters of one
+      // draw, variance scaled to 1): cheap, and the same numbers on every platform.
+      const std::uint64_t r = rng.next();
+      const double u = static_cast<double>((r & 0xFFFF) + ((r >> 16) & 0xFFFF) + ((r >> 32) & 0xFFFF) + (r >> 48));
+      const double z = (u / 65536.0 - 2.0) * std::sqrt(3.0);
+      drawn[e] = std::max(0.0, std::round(x + std::sqrt(2.0 * phi * x) * z));
+    }
+    const double d = placed_straggler(model, a, items, drawn, rows) - placed_straggler(model, b, items, drawn, rows);
+    sum += d, sum2 += d * d;
+  }
+  const double n = draws;
+  const double m = sum / n;
+  const double v = n > 1 ? std::max(0.0, (sum2 - n * m * m) / (n - 1)) : 0.0;
+  return m + normal_quantile(cfg.keep_eplb_confidence) * std::sqrt(v / S) < 0;
+}
+
 /// Searches one layer: `num_items` replicas (>= E) on GPUs with at most caps[g] each; `start_caps`
 /// bound the count-balanced start (the cluster's own slots). `allow_moves`: per-GPU counts may
 /// change during the search.
@@ -204,7 +300,8 @@ gem_layer_result gem_layer(const gem_search& cfg, const placement_problem& p, st
   const auto E = p.num_experts;
   const std::uint64_t layer_seed = splitmix64{cfg.seed ^ (0x9E3779B97F4A7C15ull * (l + 1))}.next();
   std::vector<std::vector<double>> storage;
-  const auto* fitted = &gem_steps(ll, cfg.max_steps, layer_seed, storage);
+  const auto& observed = gem_steps(ll, cfg.max_steps, layer_seed, storage);
+  const auto* fitted = &observed;
   std::vector<double> mean, sd;
   step_stats(*fitted, static_cast<std::size_t>(E), mean, sd);
   std::vector<std::vector<double>> augmented;
@@ -286,7 +383,7 @@ gem_layer_result gem_layer(const gem_search& cfg, const placement_problem& p, st
   // EPLB's layout of this layer (global policy on the mean loads) as items, when it applies.
   std::vector<std::int32_t> eplb_gpu;
   double eplb_obj = std::numeric_limits<double>::infinity();
-  if (cfg.eplb_start && !allow_moves && !cfg.node_hierarchy && std::all_of(caps.begin(), caps.end(), [&](auto x) { return x == caps[0]; }) &&
+  if ((cfg.eplb_start || cfg.keep_eplb_confidence > 0) && !allow_moves && !cfg.node_hierarchy && std::all_of(caps.begin(), caps.end(), [&](auto x) { return x == caps[0]; }) &&
       num_items == caps[0] * G) {
     const auto r = rebalance_experts({ll.mean}, num_items, 1, 1, G);
     std::vector<std::int32_t> first(static_cast<std::size_t>(E) + 1, 0), next(static_cast<std::size_t>(E), 0);
@@ -305,11 +402,11 @@ gem_layer_result gem_layer(const gem_search& cfg, const placement_problem& p, st
   const std::int32_t starts = 2 + cfg.restarts;
   for (std::int32_t k = 0; k < starts; ++k) {
     if (k > 0 && cfg.time_budget_ms > 0 && std::chrono::steady_clock::now() > opt.deadline) break;
-    const auto start = k == 1 ? (eplb_gpu.empty() ? gem_pack(model, G, E, st, start_caps, gpn, false, 0.0, 0.0, rng) : eplb_gpu)
+    const auto start = k == 1 ? (eplb_gpu.empty() || !cfg.eplb_start ? gem_pack(model, G, E, st, start_caps, gpn, false, 0.0, 0.0, rng) : eplb_gpu)
                               : gem_pack(model, G, E, st, caps, gpn, true, cfg.anti_affinity, k == 0 ? 0.0 : 0.3, rng);
     straggler_search<M> search(model, G, steps, st.items, opt);
     search.assign(start);
-    if (k == 1 && !eplb_gpu.empty()) eplb_obj = search.objective();
+    if (k == 1 && !eplb_gpu.empty() && cfg.eplb_start) eplb_obj = search.objective();
     search.run();
     if (search.objective() < best_obj) best_obj = search.objective(), best_gpu = search.gpu_of();
     // Iterated local search: kick the start's best with a few random swaps, descend again, keep
@@ -326,7 +423,13 @@ gem_layer_result gem_layer(const gem_search& cfg, const placement_problem& p, st
     }
     if (local_obj < best_obj) best_obj = local_obj, best_gpu = local_best;
   }
-  if (!eplb_gpu.empty() && !(best_obj < eplb_obj * (1 - cfg.min_gain))) best_obj = eplb_obj, best_gpu = eplb_gpu;
+  if (!eplb_gpu.empty() && cfg.eplb_start && !(best_obj < eplb_obj * (1 - cfg.min_gain))) best_obj = eplb_obj, best_gpu = eplb_gpu;
+  if (!eplb_gpu.empty() && cfg.keep_eplb_confidence > 0 && best_gpu != eplb_gpu &&
+      !robust_gain(cfg, model, G, observed, st.items, best_gpu, eplb_gpu, layer_seed)) {
+    straggler_search<M> check(model, G, steps, st.items, opt);
+    check.assign(eplb_gpu);
+    best_obj = check.objective(), best_gpu = eplb_gpu;
+  }
 
   gem_layer_result out;
   out.objective = best_obj;
