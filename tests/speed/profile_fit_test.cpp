@@ -21,6 +21,7 @@ namespace {
 struct truth {
   double c;
   std::vector<double> knots, values;
+  double step = 0;  // fixed cost of a phase with any active expert
   double expert(double r) const {
     if (!(r > 0)) return 0;
     if (r <= knots[0]) return c + values[0] * r / knots[0];
@@ -32,8 +33,9 @@ struct truth {
   }
   double phase(const std::vector<double>& rows) const {
     double s = 0;
-    for (double r : rows) s += expert(r);
-    return s;
+    bool any = false;
+    for (double r : rows) s += expert(r), any = any || r > 0;
+    return s + (any ? step : 0.0);
   }
 };
 
@@ -42,7 +44,8 @@ std::vector<double> as_double(const std::vector<std::int32_t>& v) { return {v.be
 const std::vector<double> knots{1, 8, 16, 32, 64, 128, 256, 384, 512};
 
 truth h200_like() {  // weight read ~14 us per expert, then ~0.1 us per row from a knee
-  return {.c = 14e-6, .knots = knots, .values = {0, 0.2e-6, 0.5e-6, 1.2e-6, 3e-6, 9e-6, 21e-6, 33e-6, 45e-6}};
+  return {.c = 14e-6, .knots = knots, .values = {0, 0.2e-6, 0.5e-6, 1.2e-6, 3e-6, 9e-6, 21e-6, 33e-6, 45e-6},
+          .step = 30e-6};
 }
 
 double lcg_uniform(std::uint64_t& s) {
@@ -120,6 +123,7 @@ TEST_CASE("fit_profile_gpu recovers an additive table from skewed mixes") {
   for (const auto& o : obs) most = std::max(most, *std::max_element(o.rows.begin(), o.rows.end()));
   REQUIRE(g.points.size() >= 2);
   CHECK(g.seconds_per_active_expert == doctest::Approx(t.c).epsilon(1e-6));
+  CHECK(g.seconds_per_step == doctest::Approx(t.step).epsilon(1e-6));
   for (const auto& p : g.points) {
     if (p.rows > most) continue;
     CHECK(g.seconds_per_active_expert + p.seconds == doctest::Approx(t.expert(p.rows)).epsilon(1e-5));

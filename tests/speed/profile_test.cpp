@@ -55,6 +55,7 @@ profile random_profile(std::mt19937_64& rng) {
       g.points.push_back({r, s});
     }
     g.seconds_per_active_expert = u(rng) * 1e-4;
+    g.seconds_per_step = rng() % 2 ? u(rng) * 1e-4 : 0.0;  // optional in the file: absent when 0
     g.sm_count = 1 + static_cast<std::int32_t>(rng() % 200);
   }
   return p;
@@ -311,4 +312,25 @@ TEST_CASE("a profile becomes a table model with its points and fixed costs") {
   CHECK_THROWS_WITH_AS((void)gem::to_table(p, 3), doctest::Contains("holds 2 GPUs, not 1 or 3"), gem::config_error);
   const auto tc = gem::to_table(p, gem::table_interpolation::tile_ceiling);
   CHECK(tc.seconds(gpu_id{0}, gem::work{rows}) == doctest::Approx(2 * 8.2e-5 + 3.3e-6 + 6.1e-6).epsilon(1e-12));
+}
+
+TEST_CASE("seconds_per_step: optional in the file, paid once per GPU with any active expert") {
+  auto p = sample_profile();
+  // Absent (as written for 0): reads as 0, and files without it stay byte-identical.
+  CHECK(gem::format_profile(p).find("seconds_per_step") == std::string::npos);
+  p.gpus[1].seconds_per_step = 3e-5;
+  const auto text = gem::format_profile(p);
+  CHECK(text.find("\"seconds_per_step\"") != std::string::npos);
+  CHECK(gem::parse_profile(text, "mem") == p);
+  const auto t = gem::to_table(p);
+  const std::vector<double> rows{128, 0, 192}, idle{0, 0, 0};
+  CHECK(t.step_seconds(gpu_id{1}) == 3e-5);
+  CHECK(t.seconds(gpu_id{1}, gem::work{rows}) == doctest::Approx(3e-5 + 2 * 9.9e-5 + 9.75e-6 + 14.625e-6).epsilon(1e-12));
+  CHECK(t.seconds(gpu_id{1}, gem::work{idle}) == 0.0);  // a GPU with nothing to do pays nothing
+  CHECK(t.seconds(gpu_id{0}, gem::work{rows}) == doctest::Approx(2 * 8.2e-5 + 3.3e-6 + 4.7e-6).epsilon(1e-12));
+  auto j = json::parse(text);
+  j["gpus"][1]["seconds_per_step"] = -1.0;
+  CHECK(error_of(j).find("gpus[1].seconds_per_step") != std::string::npos);
+  j["gpus"][1]["seconds_per_step"] = "soon";
+  CHECK(error_of(j).find("gpus[1].seconds_per_step") != std::string::npos);
 }

@@ -25,6 +25,8 @@
 //         "uuid": "GPU-...",                // device UUID (may be "" for an emulated device)
 //         "sm_count": 132,                  // SMs the measurement ran on, integer > 0
 //         "seconds_per_active_expert": 2.1e-5,  // fixed cost of every expert with rows > 0, >= 0
+//         "seconds_per_step": 3.0e-5,       // optional (0 when absent), >= 0: fixed cost of a step in
+//                                           // which the GPU runs any expert (sizes, copies, launches)
 //         "points": [                       // rows strictly increasing (1, BM, 2*BM, ...), > 0;
 //           {"rows": 1, "seconds": 1.0e-6}, // seconds non-decreasing, >= 0; all finite
 //           {"rows": 128, "seconds": 4.0e-6}
@@ -71,6 +73,7 @@ struct profile_gpu {
   std::int32_t sm_count = 0;
   double seconds_per_active_expert = 0;
   std::vector<profile_point> points{};
+  double seconds_per_step = 0;  ///< fixed cost of a step with any active expert (optional in files)
   friend bool operator==(const profile_gpu&, const profile_gpu&) = default;
 };
 
@@ -123,6 +126,8 @@ inline std::optional<profile_problem> find_profile_problem(const profile& p) {
     if (!std::isfinite(gpu.seconds_per_active_expert) || gpu.seconds_per_active_expert < 0)
       return profile_problem{at + "seconds_per_active_expert",
                              "must be finite and non-negative, got " + to_string(gpu.seconds_per_active_expert)};
+    if (!std::isfinite(gpu.seconds_per_step) || gpu.seconds_per_step < 0)
+      return profile_problem{at + "seconds_per_step", "must be finite and non-negative, got " + to_string(gpu.seconds_per_step)};
     if (gpu.points.empty()) return profile_problem{at + "points", "is empty (at least one point is needed)"};
     for (std::size_t k = 0; k < gpu.points.size(); ++k) {
       const auto& pt = gpu.points[k];
@@ -291,6 +296,8 @@ inline void validate_profile(const profile& p, const std::string& file = "") {
     gpu.uuid = rd.string(jg, at + ".uuid", "uuid");
     gpu.sm_count = rd.int32(jg, at + ".sm_count", "sm_count");
     gpu.seconds_per_active_expert = rd.number(jg, at + ".seconds_per_active_expert", "seconds_per_active_expert");
+    if (jg.contains("seconds_per_step"))
+      gpu.seconds_per_step = rd.number(jg, at + ".seconds_per_step", "seconds_per_step");
     const auto& points = rd.array(jg, at + ".points", "points");
     for (std::size_t k = 0; k < points.size(); ++k) {
       const std::string pk = at + ".points[" + std::to_string(k) + "]";
@@ -356,11 +363,13 @@ inline void check_profile_shape(const profile& p, const layer_shape& expected, c
   for (const auto& g : p.gpus) {
     profile_json points = profile_json::array();
     for (const auto& pt : g.points) points.push_back(profile_json{{"rows", pt.rows}, {"seconds", pt.seconds}});
-    gpus.push_back(profile_json{{"device", g.device},
-                                {"uuid", g.uuid},
-                                {"sm_count", g.sm_count},
-                                {"seconds_per_active_expert", g.seconds_per_active_expert},
-                                {"points", std::move(points)}});
+    profile_json jg{{"device", g.device},
+                    {"uuid", g.uuid},
+                    {"sm_count", g.sm_count},
+                    {"seconds_per_active_expert", g.seconds_per_active_expert}};
+    if (g.seconds_per_step != 0) jg["seconds_per_step"] = g.seconds_per_step;
+    jg["points"] = std::move(points);
+    gpus.push_back(std::move(jg));
   }
   profile_json j = profile_json::object();
   j["format"] = "gem.speed_profile";
@@ -392,7 +401,8 @@ inline void write_profile(const profile& p, const std::filesystem::path& path) {
   std::vector<table_gpu> gpus;
   gpus.reserve(p.gpus.size());
   for (const auto& g : p.gpus) {
-    table_gpu t{.rows = {}, .seconds = {}, .seconds_per_active_expert = g.seconds_per_active_expert};
+    table_gpu t{.rows = {}, .seconds = {}, .seconds_per_active_expert = g.seconds_per_active_expert,
+                .seconds_per_step = g.seconds_per_step};
     for (const auto& pt : g.points) {
       t.rows.push_back(pt.rows);
       t.seconds.push_back(pt.seconds);

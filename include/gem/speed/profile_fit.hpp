@@ -1,5 +1,5 @@
-// gem/speed/profile_fit.hpp — fits a profiled GPU's table (per-active-expert cost plus monotone
-// points at given rows) to measured expert phases with uneven rows per expert, and draws such
+// gem/speed/profile_fit.hpp — fits a profiled GPU's table (fixed cost per step, per-active-expert
+// cost, monotone points at given rows) to measured expert phases with uneven rows per expert, and draws such
 // uneven row mixes. Host only; depends on gem/speed/profile.hpp and gem/detail/trace_access.hpp.
 //
 // Why: a real step gives a device's experts very different rows (a few with hundreds beside many
@@ -132,10 +132,12 @@ inline std::vector<double> nnls(const std::vector<double>& A, const std::vector<
 
 }  // namespace detail
 
-/// Fits the table of one GPU to `observations`: seconds ~ sum over experts with rows > 0 of
-/// (c + f(rows)), f linear between `knots` (f = 0 at knots[0], linear extrapolation beyond the
-/// last), c >= 0 and f non-decreasing, minimising the squared *relative* error (each observation
-/// weighted by 1 / its seconds, so short and long phases count alike). Knots no observed expert
+/// Fits the table of one GPU to `observations`: seconds ~ s + sum over experts with rows > 0 of
+/// (c + f(rows)), with s the fixed cost of the step (seconds_per_step), c the per-active-expert
+/// cost, f linear between `knots` (f = 0 at knots[0], linear extrapolation beyond the last);
+/// s, c >= 0 and f non-decreasing; minimising the squared *relative* error (each observation
+/// weighted by 1 / its seconds, so short and long phases count alike). s and c are told apart by
+/// observations with different numbers of active experts. Knots no observed expert
 /// reaches past are dropped (their value would be unconstrained), keeping at least two.
 /// Throws config_error when observations are empty or hold non-finite or negative values, when a
 /// phase has no active expert or non-positive seconds, or when knots are not positive and strictly
@@ -166,15 +168,17 @@ inline std::vector<double> nnls(const std::vector<double>& A, const std::vector<
   std::vector<double> k;
   for (const double v : knots)
     if (k.size() < 2 || k.back() < most) k.push_back(v);
-  const std::size_t n = observations.size(), cols = k.size();  // c, then one increment per interval
+  // Columns: c, one increment per knot interval, then s.
+  const std::size_t n = observations.size(), cols = k.size() + 1;
   std::vector<double> A(n * cols, 0.0), b(n, 1.0);
   for (std::size_t i = 0; i < n; ++i) {
     const auto& o = observations[i];
     for (const double r : o.rows) {
       if (!(r > 0)) continue;
       A[i * cols] += 1;
-      for (std::size_t j = 1; j < cols; ++j) A[i * cols + j] += detail::knot_feature(k, j, r);
+      for (std::size_t j = 1; j < k.size(); ++j) A[i * cols + j] += detail::knot_feature(k, j, r);
     }
+    A[i * cols + cols - 1] = 1;
     for (std::size_t j = 0; j < cols; ++j) A[i * cols + j] /= o.seconds;
   }
   std::vector<double> scale(cols, 0.0);
@@ -187,15 +191,17 @@ inline std::vector<double> nnls(const std::vector<double>& A, const std::vector<
   for (std::size_t j = 0; j < cols; ++j) x[j] /= scale[j];
   profile_gpu g;
   g.seconds_per_active_expert = x[0];
+  g.seconds_per_step = x[cols - 1];
   double v = 0;
   g.points.push_back({k[0], 0.0});
-  for (std::size_t j = 1; j < cols; ++j) g.points.push_back({k[j], v += x[j]});
+  for (std::size_t j = 1; j < k.size(); ++j) g.points.push_back({k[j], v += x[j]});
   return g;
 }
 
 /// How well `g` (read linearly, as gem::table does by default) predicts `observations`.
 [[nodiscard]] inline profile_fit_quality fit_quality(const profile_gpu& g, std::span<const profile_observation> observations) {
-  table_gpu tg{.rows = {}, .seconds = {}, .seconds_per_active_expert = g.seconds_per_active_expert};
+  table_gpu tg{.rows = {}, .seconds = {}, .seconds_per_active_expert = g.seconds_per_active_expert,
+               .seconds_per_step = g.seconds_per_step};
   for (const auto& pt : g.points) {
     tg.rows.push_back(pt.rows);
     tg.seconds.push_back(pt.seconds);

@@ -30,6 +30,9 @@ struct table_gpu {
   std::vector<double> rows{};
   std::vector<double> seconds{};
   double seconds_per_active_expert = 0;
+  /// Fixed cost of a step in which the GPU runs any expert (group sizes up, rows in and out,
+  /// launches): paid once per GPU, not per expert; 0 when a profile does not say.
+  double seconds_per_step = 0;
 };
 
 /// How `table` reads between two points.
@@ -43,7 +46,8 @@ enum class table_interpolation {
 };
 
 /// Table speed model. GPU g's step time is additive over its local experts:
-///   seconds(g, w) = sum over e with rows_e > 0 of (c_g + f_g(rows_e))
+///   seconds(g, w) = s_g [if any rows_e > 0] + sum over e with rows_e > 0 of (c_g + f_g(rows_e))
+/// with s_g the GPU's fixed cost per step (seconds_per_step),
 /// with c_g the GPU's per-active-expert cost and f_g the interpolated point latency. Additive
 /// because a GPU runs its experts' GEMMs back to back (or as one grouped launch whose time grows
 /// with each expert's weight read and row tiles); each expert pads its own rows to whole tiles, so
@@ -79,6 +83,9 @@ class table {
       if (!std::isfinite(t.seconds_per_active_expert) || t.seconds_per_active_expert < 0)
         throw config_error(at + "seconds_per_active_expert must be finite and non-negative, got " +
                            std::to_string(t.seconds_per_active_expert));
+      if (!std::isfinite(t.seconds_per_step) || t.seconds_per_step < 0)
+        throw config_error(at + "seconds_per_step must be finite and non-negative, got " +
+                           std::to_string(t.seconds_per_step));
       for (std::size_t k = 0; k < t.rows.size(); ++k) {
         const std::string rk = "[" + std::to_string(k) + "]";
         if (!std::isfinite(t.rows[k]) || !(t.rows[k] > 0))
@@ -104,23 +111,26 @@ class table {
   [[nodiscard]] double seconds(gpu_id gpu, const work& w) const noexcept {
     const head& h = heads_[static_cast<std::size_t>(gpu.value)];
     const segment* seg = segments_.data() + h.first_segment;
-    double total = 0;
+    double total = 0, any = 0;
     if (h.step > 0) {
       for (const double r : w.rows) {
         const double active = r > 0 ? 1.0 : 0.0;  // inactive experts cost nothing
+        any = std::max(any, active);
         total += active * (h.seconds_per_active_expert + regular_value(h, seg, r));
       }
     } else {
       const double* knots = knots_.data() + h.first_knot;
       for (const double r : w.rows) {
         const double active = r > 0 ? 1.0 : 0.0;
+        any = std::max(any, active);
         total += active * (h.seconds_per_active_expert + value(seg, search(knots, h.points, r), r));
       }
     }
-    return total;
+    return total + any * h.seconds_per_step;
   }
 
-  /// Seconds one expert with `rows` rows costs on GPU `gpu`: c + f(rows), 0 for rows <= 0.
+  /// Seconds one expert with `rows` rows costs on GPU `gpu`: c + f(rows), 0 for rows <= 0 (the
+  /// GPU's fixed cost per step, step_seconds, is not in it).
   [[nodiscard]] double expert_seconds(gpu_id gpu, double rows) const noexcept {
     if (!(rows > 0)) return 0.0;
     const head& h = heads_[static_cast<std::size_t>(gpu.value)];
@@ -128,6 +138,11 @@ class table {
     return h.seconds_per_active_expert +
            (h.step > 0 ? regular_value(h, seg, rows)
                        : value(seg, search(knots_.data() + h.first_knot, h.points, rows), rows));
+  }
+
+  /// GPU `gpu`'s fixed cost of a step in which it runs any expert.
+  [[nodiscard]] double step_seconds(gpu_id gpu) const noexcept {
+    return heads_[static_cast<std::size_t>(gpu.value)].seconds_per_step;
   }
 
   [[nodiscard]] std::int32_t num_gpus() const noexcept { return static_cast<std::int32_t>(gpus_.size()); }
@@ -148,6 +163,7 @@ class table {
     double first_rows = 0;          // rows[0]
     double step = 0;                // grid spacing when rows are {rows[0], step, 2*step, ...}, else 0
     double seconds_per_active_expert = 0;
+    double seconds_per_step = 0;
   };
 
   void add_segments(const table_gpu& t) {
@@ -158,6 +174,7 @@ class table {
     h.points = n;
     h.first_rows = t.rows[0];
     h.seconds_per_active_expert = t.seconds_per_active_expert;
+    h.seconds_per_step = t.seconds_per_step;
     if (n >= 2) {
       const double step = t.rows[1];
       bool regular = t.rows[0] < step;
