@@ -5,7 +5,8 @@
 //   moe_layer profile --partitions 40,32,32,24 [--isolated] --out profile.json [--samples s.csv]
 //   moe_layer compare --partitions 40,32,32,24 --esft DIR[,DIR...] --layers 5,10 --tokens 256,1024
 //                     [--slots 18] [--profile p.json] [--placement file.json ...] [--reps 5]
-//                     [--path automatic|device_counts|per_group|grouped] --out DIR
+//                     [--path automatic|device_counts|per_group|grouped] [--mixes 128] --out DIR
+// Profiles fit the table to --mixes uneven row mixes (0: read it off uniform rows).
 // The table model adds a cost per active expert; the per_group path (one cuBLAS GEMM per expert,
 // back to back on the device's stream) is the execution whose cost is additive by construction.
 // Devices: --partitions SMS (green contexts on GPU 0) or --gpus N (whole GPUs; several real GPUs
@@ -55,6 +56,7 @@ struct options {
   std::string profile;
   std::vector<std::string> placements;
   std::int32_t reps = 5;
+  std::int32_t mixes = 128;
   std::uint64_t seed = 1;
   gc::gemm_path path = gc::gemm_path::automatic;
 };
@@ -89,6 +91,7 @@ options parse(int argc, char** argv) {
     else if (a == "--profile") o.profile = value();
     else if (a == "--placement") o.placements.push_back(value());
     else if (a == "--reps") o.reps = std::stoi(value());
+    else if (a == "--mixes") o.mixes = std::stoi(value());
     else if (a == "--seed") o.seed = std::stoull(value());
     else if (a == "--path") {
       const auto v = value();
@@ -102,6 +105,7 @@ options parse(int argc, char** argv) {
   }
   if (o.partitions.empty() && o.gpus <= 0) o.gpus = 1;
   if (o.reps < 1) throw gem::config_error("--reps must be >= 1");
+  if (o.mixes < 0) throw gem::config_error("--mixes must be >= 0");
   return o;
 }
 
@@ -112,19 +116,37 @@ std::vector<gc::exec_device> make_devices(const options& o) {
   return d;
 }
 
+// The uniform samples (device, active, rows, median/min/max) and, beside them (-mixes.csv), every
+// uneven mix with its measured and predicted seconds and its rows per expert (';'-separated).
 void write_samples(const gc::profile_measurement& m, const std::string& path) {
   std::ofstream f(path);
   f << "device,active,rows,median_s,min_s,max_s\n";
   for (const auto& s : m.samples)
     f << s.device << ',' << s.active << ',' << s.rows << ',' << s.median_seconds << ',' << s.min_seconds << ','
       << s.max_seconds << '\n';
+  if (m.mixes.empty() || m.mixes[0].empty()) return;
+  const auto t = gem::to_table(m.profile);
+  std::ofstream x(std::filesystem::path(path).replace_extension().string() + "-mixes.csv");
+  x << "device,measured_s,predicted_s,rows\n";
+  for (std::size_t d = 0; d < m.mixes.size(); ++d)
+    for (const auto& o : m.mixes[d]) {
+      x << d << ',' << o.seconds << ',' << t.seconds(gem::gpu_id{static_cast<std::int32_t>(d)}, gem::work{o.rows}) << ',';
+      for (std::size_t e = 0; e < o.rows.size(); ++e) x << (e ? ";" : "") << o.rows[e];
+      x << '\n';
+    }
+}
+
+void print_fit(const gc::profile_measurement& m, const char* what) {
+  for (std::size_t d = 0; d < m.fit.size(); ++d)
+    std::printf("  %s profile, device %zu: table vs its %zu mixes: error median %.1f%% p95 %.1f%% max %.1f%%\n", what, d,
+                m.mixes[d].size(), 100 * m.fit[d].median_error, 100 * m.fit[d].p95_error, 100 * m.fit[d].max_error);
 }
 
 /// Profiles `devs` with the table standing for `slots` active experts per device (the slots each
 /// device holds in the comparison), measured at 1, 4, 8, slots and 2 x slots active experts.
 gc::profile_measurement profile_devices(const std::vector<gc::exec_device>& devs, bool concurrent, gc::gemm_path path,
-                                        std::int32_t slots) {
-  gc::profiler_config cfg{.concurrent = concurrent, .path = path};
+                                        std::int32_t slots, std::int32_t mixes) {
+  gc::profiler_config cfg{.concurrent = concurrent, .path = path, .mixes = mixes};
   if (slots > 8) {
     cfg.active = {1, 4, 8, slots, 2 * slots};
     cfg.reference_active = slots;
@@ -134,13 +156,15 @@ gc::profile_measurement profile_devices(const std::vector<gc::exec_device>& devs
 
 int cmd_profile(const options& o) {
   const auto devs = make_devices(o);
-  const auto m = profile_devices(devs, !o.isolated, o.path, o.slots);
+  const auto m = profile_devices(devs, !o.isolated, o.path, o.slots, o.mixes);
   if (!o.out.empty()) gem::write_profile(m.profile, o.out);
   if (!o.samples.empty()) write_samples(m, o.samples);
   std::printf("profiled %zu device(s) in %.2f s (%s)\n", devs.size(), m.wall_seconds, o.isolated ? "isolated" : "concurrent");
   for (const auto& g : m.profile.gpus)
-    std::printf("  %-40s %3d SMs  per expert %.2f us  +%.2f us at %g rows\n", g.device.c_str(), g.sm_count,
-                g.seconds_per_active_expert * 1e6, g.points.back().seconds * 1e6, g.points.back().rows);
+    std::printf("  %-40s %3d SMs  per step %.2f us  per expert %.2f us  +%.2f us at %g rows\n", g.device.c_str(),
+                g.sm_count, g.seconds_per_step * 1e6, g.seconds_per_active_expert * 1e6, g.points.back().seconds * 1e6,
+                g.points.back().rows);
+  print_fit(m, o.isolated ? "isolated" : "concurrent");
   return 0;
 }
 
@@ -179,8 +203,8 @@ int cmd_compare(const options& o) {
     prof_conc = gem::read_profile(o.profile, lshape);
     prof_iso = prof_conc;
   } else {
-    const auto mc = profile_devices(devs, true, o.path, o.slots);
-    const auto mi = profile_devices(devs, false, o.path, o.slots);
+    const auto mc = profile_devices(devs, true, o.path, o.slots, o.mixes);
+    const auto mi = profile_devices(devs, false, o.path, o.slots, o.mixes);
     prof_conc = mc.profile;
     prof_iso = mi.profile;
     gem::write_profile(prof_conc, o.out + "/profile-concurrent.json");
@@ -188,6 +212,8 @@ int cmd_compare(const options& o) {
     write_samples(mc, o.out + "/profile-concurrent-samples.csv");
     write_samples(mi, o.out + "/profile-isolated-samples.csv");
     std::printf("profiles: concurrent %.2f s, isolated %.2f s\n", mc.wall_seconds, mi.wall_seconds);
+    print_fit(mc, "concurrent");
+    print_fit(mi, "isolated");
   }
   if (static_cast<std::int32_t>(prof_conc.gpus.size()) != G)
     throw gem::config_error("the profile holds " + std::to_string(prof_conc.gpus.size()) + " GPUs, " +

@@ -33,6 +33,7 @@
 #include "gem/error.hpp"
 #include "gem/speed/layer_shape.hpp"
 #include "gem/speed/profile.hpp"
+#include "gem/speed/profile_fit.hpp"
 
 namespace gem::cuda {
 
@@ -205,6 +206,12 @@ struct profiler_config {
   bool concurrent = false;       ///< time every device at once (shared memory bandwidth) or one at a time
   gemm_path path = gemm_path::automatic;
   std::uint32_t seed = 1;
+  /// Uneven row mixes to time after the uniform grid (gem::profile_mixes over `reference_active`
+  /// experts, mean rows per expert up to rows.back() / 2). With mixes > 0 each device's table is
+  /// fitted to them (gem::fit_profile_gpu): a real step's skewed rows run the grouped kernels
+  /// differently from even rows, so the table is read off what a step looks like. With 0 it is
+  /// read off the uniform samples at `reference_active` (profile_gpu_from_samples).
+  std::int32_t mixes = 128;
 
   /// Throws config_error naming the field out of range.
   void validate() const {
@@ -224,6 +231,7 @@ struct profiler_config {
     if (tile_rows <= 0) throw gem::config_error("profiler_config.tile_rows must be positive");
     if (warmup < 0) throw gem::config_error("profiler_config.warmup must be >= 0");
     if (repeats < 10) throw gem::config_error("profiler_config.repeats must be >= 10, got " + std::to_string(repeats));
+    if (mixes < 0) throw gem::config_error("profiler_config.mixes must be >= 0, got " + std::to_string(mixes));
   }
 };
 
@@ -241,6 +249,10 @@ struct profile_sample {
 struct profile_measurement {
   gem::profile profile{};
   std::vector<profile_sample> samples{};
+  /// Per device: the timed uneven mixes (rows per expert, median seconds), empty when cfg.mixes = 0.
+  std::vector<std::vector<gem::profile_observation>> mixes{};
+  /// Per device: how well its table predicts those mixes (zeros when cfg.mixes = 0).
+  std::vector<gem::profile_fit_quality> fit{};
   double wall_seconds = 0;  ///< host time the measurement took
 };
 
@@ -342,6 +354,41 @@ struct profile_measurement {
                              *std::max_element(times[d].begin(), times[d].end())});
     }
   }
+  // Uneven mixes: every device runs the same mix (at once when concurrent), median of the runs.
+  const auto mixes = profile_mixes(cfg.mixes, cfg.reference_active, std::max(1, cfg.rows.back() / 2), cfg.seed);
+  m.mixes.assign(devices.size(), {});
+  for (const auto& mix : mixes) {
+    std::int32_t total = 0;
+    for (const auto r : mix) total += r;
+    const auto set_mix = [&](device_experts& u) {
+      auto c = u.host_counts();
+      auto o = u.host_offsets();
+      std::fill(c.begin(), c.end(), 0);
+      std::copy(mix.begin(), mix.end(), c.begin());
+      o[0] = 0;
+      for (std::size_t g = 0; g < c.size(); ++g) o[g + 1] = o[g] + c[g];
+    };
+    std::vector<std::vector<double>> times(devices.size());
+    const auto timed = [&](std::size_t d0, std::size_t d1) {
+      for (std::int32_t k = 0; k < cfg.warmup + cfg.repeats; ++k) {
+        for (auto d = d0; d < d1; ++d) {
+          set_mix(*units[d]);
+          if (auto s = units[d]->enqueue_async(total, nullptr, nullptr); !s)
+            throw gem::cuda_error("measure_profile: " + devices[d].name() + ": expert phase failed: " + to_string(s.code) +
+                                  (s.cuda != cudaSuccess ? std::string(" (") + cudaGetErrorString(s.cuda) + ")" : ""));
+        }
+        for (auto d = d0; d < d1; ++d) {
+          const double s = units[d]->last_seconds();
+          if (k >= cfg.warmup) times[d].push_back(s);
+        }
+      }
+    };
+    if (cfg.concurrent) timed(0, devices.size());
+    else
+      for (std::size_t d = 0; d < devices.size(); ++d) timed(d, d + 1);
+    for (std::size_t d = 0; d < devices.size(); ++d)
+      m.mixes[d].push_back({std::vector<double>(mix.begin(), mix.end()), median_of(times[d])});
+  }
   units.clear();
   auto& p = m.profile;
   p.shape = cfg.shape;
@@ -363,10 +410,16 @@ struct profile_measurement {
              to_string(cfg.path) + ") + rows out (D2D), " + std::to_string(cfg.warmup) + " warm-up + " +
              std::to_string(cfg.repeats) + " timed runs per point, median, CUDA events on the device's stream, " +
              (cfg.concurrent ? "all devices at once" : "one device at a time") +
-             ", random bf16 data, default clocks; per-expert cost from " + std::to_string(cfg.reference_active) +
-             " active experts of r rows each";
+             ", random bf16 data, default clocks; " +
+             (cfg.mixes > 0 ? "table fitted (non-negative least squares, relative error) to " + std::to_string(cfg.mixes) +
+                                  " uneven mixes of up to " + std::to_string(cfg.reference_active) +
+                                  " experts (lognormal rows, gem::profile_mixes seed " + std::to_string(cfg.seed) + ")"
+                            : "per-expert cost from " + std::to_string(cfg.reference_active) + " active experts of r rows each");
   for (std::size_t d = 0; d < devices.size(); ++d) {
-    auto g = profile_gpu_from_samples(m.samples, static_cast<std::int32_t>(d), cfg.reference_active, cfg.rows);
+    const std::vector<double> knots(cfg.rows.begin(), cfg.rows.end());
+    auto g = cfg.mixes > 0 ? fit_profile_gpu(m.mixes[d], knots)
+                           : profile_gpu_from_samples(m.samples, static_cast<std::int32_t>(d), cfg.reference_active, cfg.rows);
+    m.fit.push_back(cfg.mixes > 0 ? fit_quality(g, m.mixes[d]) : profile_fit_quality{});
     g.device = devices[d].name();
     g.uuid = devices[d].uuid();
     g.sm_count = devices[d].sm_count();
