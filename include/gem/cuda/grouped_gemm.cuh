@@ -494,7 +494,7 @@ inline std::size_t act_bytes(const expert_ffn_problem& f) noexcept {
   const auto ptr_bytes = workspace_bytes - detail::act_bytes(f) - h_bytes;
   if (auto s = grouped_gemm_async(detail::gate_up_part(f, h), path, sizes, cublas, ptrs, ptr_bytes, stream); !s) return s;
   if (f.capacity_rows > 0) {
-    detail::silu_mul_kernel<><<<f.capacity_rows, 128, 0, stream>>>(h, act, f.inter, f.offsets + f.num_groups);
+    detail::silu_mul_kernel<><<<f.capacity_rows, 128, 0, stream>>>(h, act, f.inter, f.counts, f.offsets, f.num_groups);
     if (auto s = from_cuda(cudaGetLastError()); !s) return s;
   }
   return grouped_gemm_async(detail::down_part(f, act), path, sizes, cublas, ptrs, ptr_bytes, stream);

@@ -1,5 +1,8 @@
 // gem/cuda/status.cuh — the status every gem launch path returns, and device discovery.
 // Depends on the CUDA runtime.
+// Every CUDA error a helper meets (a failed launch, a context poisoned by an earlier fault, out of
+// memory) comes back as a status, never as a crash (tests/cuda/fault_test.cu). The stream a helper
+// is given must be alive for the call: CUDA itself crashes on a destroyed stream's handle.
 #pragma once
 
 #include <cuda_runtime.h>

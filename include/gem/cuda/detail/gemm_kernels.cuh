@@ -227,16 +227,31 @@ __global__ void __launch_bounds__(gemv_threads, 2) grouped_gemv_kernel(gemv_para
   }  // column blocks
 }
 
-/// act[r][i] = silu(h[r][i]) * h[r][inter + i] for rows r < rows_used[0], 8 columns per thread.
+/// act[r][i] = silu(h[r][i]) * h[r][inter + i] for the rows r < offsets[groups] that hold a token
+/// (offsets[g] <= r < offsets[g] + counts[g]), 8 columns per thread; padding rows inside a group's
+/// room get zeros without reading h (the GEMM before may leave them unwritten, the one after may
+/// read them).
 template <int = 0>  // templates, so that every translation unit may include this header
 __global__ void silu_mul_kernel(const __nv_bfloat16* __restrict__ h, __nv_bfloat16* __restrict__ act,
-                                std::int32_t inter, const std::int32_t* __restrict__ rows_used) {
+                                std::int32_t inter, const std::int32_t* __restrict__ counts,
+                                const std::int32_t* __restrict__ offsets, std::int32_t groups) {
   const std::int32_t r = static_cast<std::int32_t>(blockIdx.x);
-  if (r >= *rows_used) return;
+  if (r >= offsets[groups]) return;
+  std::int32_t lo = 0, hi = groups;  // the last group whose room starts at or before r
+  while (hi - lo > 1) {
+    const std::int32_t mid = (lo + hi) / 2;
+    if (offsets[mid] <= r) lo = mid;
+    else hi = mid;
+  }
+  const bool padding = r >= offsets[lo] + counts[lo];
   const std::int32_t vecs = inter / 8;
   const auto* hr = reinterpret_cast<const uint4*>(h + static_cast<std::int64_t>(r) * 2 * inter);
   auto* ar = reinterpret_cast<uint4*>(act + static_cast<std::int64_t>(r) * inter);
   for (std::int32_t v = threadIdx.x; v < vecs; v += blockDim.x) {
+    if (padding) {
+      ar[v] = uint4{0, 0, 0, 0};
+      continue;
+    }
     const uint4 gv = hr[v], uv = hr[vecs + v];
     const auto* g2 = reinterpret_cast<const __nv_bfloat162*>(&gv);
     const auto* u2 = reinterpret_cast<const __nv_bfloat162*>(&uv);
