@@ -311,3 +311,20 @@ TEST_CASE("gem demo prints what it did and the comparison table, in under 10 s")
   (void)seconds;
 #endif
 }
+
+TEST_CASE("gem profile: help shows an example; without a usable GPU it exits 1 saying why") {
+  const auto h = run("profile --help");
+  CHECK(h.rc == 0);
+  scratch s;
+  const auto r = run("profile -o " + s / "p.json");
+  if (r.rc == 0) {  // a machine with a GPU and a CUDA build: the profile was written
+    CHECK(fs::exists(s / "p.json"));
+    return;
+  }
+  CHECK(r.rc == 1);
+  const bool no_device = r.err.find("no CUDA device is visible") != std::string::npos;
+  const bool no_cuda = r.err.find("built without CUDA") != std::string::npos;
+  CHECK_MESSAGE((no_device || no_cuda), r.err);
+  CHECK(!fs::exists(s / "p.json"));
+  CHECK(run("profile").rc == (no_cuda ? 1 : 2));  // the CUDA build requires -o before touching a GPU
+}

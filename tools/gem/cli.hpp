@@ -1,6 +1,6 @@
 // What the `gem` subcommands share: trace, cluster and speed options, the strategy registry, the
 // type-erased speed model the command runs with, and progress on stderr.
-// Exit codes: gem::error (bad input or options) -> 2, anything else -> 1 (see main.cpp).
+// Exit codes: gem::error (bad input or options) -> 2, a CUDA failure or anything else -> 1 (see main.cpp).
 #pragma once
 
 #include <CLI/CLI.hpp>
@@ -198,5 +198,7 @@ void register_place(CLI::App& app);
 void register_evaluate(CLI::App& app);
 void register_stats(CLI::App& app);
 void register_demo(CLI::App& app);
+/// `gem profile` (cmd_profile.cu with CUDA; otherwise a stub that says it needs a CUDA build).
+void register_profile(CLI::App& app);
 
 }  // namespace gem::cli

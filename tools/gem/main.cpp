@@ -1,5 +1,6 @@
 // The `gem` command: operators' entry point to gem's placement library.
-// Exit codes: 0 ok, 2 bad usage or input (message on stderr naming the file or option), 1 internal error.
+// Exit codes: 0 ok, 2 bad usage or input (message on stderr naming the file or option), 1 a CUDA failure
+// (no device, a failed launch) or an internal error.
 #include <CLI/CLI.hpp>
 
 #include <exception>
@@ -20,6 +21,7 @@ int main(int argc, char** argv) {
       "  gem evaluate --trace TRACE --gpus 8 --variability high --svg report.svg\n"
       "  gem place --trace TRACE --gpus 8 --variability high --format sglang -o location.json\n"
       "  gem convert location.json --to trtllm -o moe_load_balancer.yaml\n"
+      "  gem profile --partitions 40,32,32,24 -o parts.json   measure this machine's GPUs (CUDA build)\n"
       "Run `gem <command> --help` for each command's options.");
   app.require_subcommand(0, 1);
   gem::cli::register_stats(app);
@@ -27,6 +29,7 @@ int main(int argc, char** argv) {
   gem::cli::register_evaluate(app);
   gem::cli::register_convert(app);
   gem::cli::register_demo(app);
+  gem::cli::register_profile(app);
   try {
     app.parse(argc, argv);
     if (app.get_subcommands().empty()) std::cout << app.help();
@@ -34,6 +37,9 @@ int main(int argc, char** argv) {
   } catch (const CLI::ParseError& e) {
     const int rc = app.exit(e);  // prints help / version to stdout, errors to stderr
     return rc == 0 ? 0 : 2;
+  } catch (const gem::cuda_error& e) {
+    std::cerr << "gem: CUDA error: " << e.what() << '\n';
+    return 1;
   } catch (const gem::error& e) {
     std::cerr << "gem: error: " << e.what() << '\n';
     return 2;
