@@ -80,11 +80,13 @@ struct gem_search {
   /// per layer in the ESFT evaluation) a gain of 1-2% on them is smaller than the shift to the
   /// next steps (between halves of one ESFT task, 2-7% of the tokens change expert), so on
   /// nearly-equal GPUs the searched layout is as often worse than EPLB's as better. The test:
-  /// plausible unseen steps are drawn around each fitted step (count x plus normal noise of
-  /// variance 2 * phi * x: the fitted and the unseen step each deviate from the expected count
-  /// with variance phi * x, an overdispersed Poisson law; phi is the pooled index of dispersion
-  /// of the fitted steps, shrunk toward `dispersion` with weight 1 against the S - 1 degrees of
-  /// freedom of the S fitted steps, so one fitted step uses `dispersion` alone); d = straggler
+  /// plausible unseen steps are drawn as a smoothed bootstrap of the S fitted steps (each fitted
+  /// step's count x plus normal noise of variance 2 * phi * x / S). Model: every step deviates
+  /// from the expected count m with variance phi * m (an overdispersed Poisson law), so an unseen
+  /// step deviates from the fitted mean with variance phi * m * (1 + 1/S); the fitted steps
+  /// already spread by phi * m * (S - 1) / S, and the noise adds the rest, 2 * phi * m / S.
+  /// phi is the pooled index of dispersion of the fitted steps, shrunk toward `dispersion` with
+  /// weight 1 against their S - 1 degrees of freedom (one fitted step: `dispersion` alone); d = straggler
   /// seconds of the searched layout minus EPLB's on each drawn step; the searched layout is kept
   /// when mean(d) + z * sd(d) / sqrt(S) < 0, z the normal quantile of `keep_eplb_confidence`
   /// (an unseen set of S steps, as many as were fitted, favours it with that confidence). Where
@@ -277,7 +279,7 @@ bool robust_gain(const gem_search& cfg, const M& model, std::int32_t G, const st
       const std::uint64_t r = rng.next();
       const double u = static_cast<double>((r & 0xFFFF) + ((r >> 16) & 0xFFFF) + ((r >> 32) & 0xFFFF) + (r >> 48));
       const double z = (u / 65536.0 - 2.0) * std::sqrt(3.0);
-      drawn[e] = std::max(0.0, std::round(x + std::sqrt(2.0 * phi * x) * z));
+      drawn[e] = std::max(0.0, std::round(x + std::sqrt(2.0 * phi * x / S) * z));
     }
     const double d = placed_straggler(model, a, items, drawn, rows) - placed_straggler(model, b, items, drawn, rows);
     sum += d, sum2 += d * d;
