@@ -229,6 +229,9 @@ TEST_CASE("every expert FFN path matches a float64 reference") {
       REQUIRE(gc::can_implement(f, path).ok());
       const auto bytes = std::max(gc::expert_ffn_workspace_size(f, path), gc::expert_ffn_workspace_size(f, gc::gemm_path::grouped));
       device_buffer<unsigned char> ws(bytes);
+      // NaN everywhere (bf16 0xffff): a workspace row the gate/up GEMM failed to write would make
+      // its output row NaN instead of passing on a stale value from the previous path's run.
+      ws.poison(0xff);
       d_y.poison(0xff);
       REQUIRE(gc::expert_ffn_async(f, path, gc::host_group_sizes{g.counts, g.offsets},
                                    path == gc::gemm_path::per_group ? workers.context() : gc::cublas_context{handle.h},

@@ -318,61 +318,22 @@ struct profile_measurement {
     detail::runtime_check(cudaStreamSynchronize(st), "measure_profile: fill");
   }
   profile_measurement m;
-  const auto set_sizes = [&](device_experts& u, std::int32_t a, std::int32_t r) {
-    auto c = u.host_counts();
-    auto o = u.host_offsets();
-    for (std::size_t g = 0; g < c.size(); ++g) c[g] = static_cast<std::int32_t>(g) < a ? r : 0;
-    o[0] = 0;
-    for (std::size_t g = 0; g < c.size(); ++g) o[g + 1] = o[g] + c[g];
-  };
-  const auto run = [&](std::size_t d, std::int32_t a, std::int32_t r) {
-    if (auto s = units[d]->enqueue_async(a * r, nullptr, nullptr); !s)
-      throw gem::cuda_error("measure_profile: " + devices[d].name() + ": expert phase failed: " + to_string(s.code) +
-                            (s.cuda != cudaSuccess ? std::string(" (") + cudaGetErrorString(s.cuda) + ")" : ""));
-  };
-  for (const auto a : cfg.active) {
-    for (const auto r : cfg.rows) {
-      std::vector<std::vector<double>> times(devices.size());
-      const auto timed = [&](std::size_t d0, std::size_t d1) {
-        for (std::int32_t k = 0; k < cfg.warmup + cfg.repeats; ++k) {
-          for (auto d = d0; d < d1; ++d) {
-            set_sizes(*units[d], a, r);
-            run(d, a, r);
-          }
-          for (auto d = d0; d < d1; ++d) {
-            const double s = units[d]->last_seconds();
-            if (k >= cfg.warmup) times[d].push_back(s);
-          }
-        }
-      };
-      if (cfg.concurrent) timed(0, devices.size());
-      else
-        for (std::size_t d = 0; d < devices.size(); ++d) timed(d, d + 1);
-      for (std::size_t d = 0; d < devices.size(); ++d)
-        m.samples.push_back({static_cast<std::int32_t>(d), a, r, median_of(times[d]),
-                             *std::min_element(times[d].begin(), times[d].end()),
-                             *std::max_element(times[d].begin(), times[d].end())});
-    }
-  }
-  // Uneven mixes: every device runs the same mix (at once when concurrent), median of the runs.
-  const auto mixes = profile_mixes(cfg.mixes, cfg.reference_active, std::max(1, cfg.rows.back() / 2), cfg.seed);
-  m.mixes.assign(devices.size(), {});
-  for (const auto& mix : mixes) {
+  // Times one phase shape, `counts` rows per slot (the rest idle), on every device (all at once
+  // when concurrent, else one after another): warm-up, then repeats; the runs' times per device.
+  std::vector<std::int32_t> counts;
+  const auto time_phase = [&] {
     std::int32_t total = 0;
-    for (const auto r : mix) total += r;
-    const auto set_mix = [&](device_experts& u) {
-      auto c = u.host_counts();
-      auto o = u.host_offsets();
-      std::fill(c.begin(), c.end(), 0);
-      std::copy(mix.begin(), mix.end(), c.begin());
-      o[0] = 0;
-      for (std::size_t g = 0; g < c.size(); ++g) o[g + 1] = o[g] + c[g];
-    };
+    for (const auto c : counts) total += c;
     std::vector<std::vector<double>> times(devices.size());
     const auto timed = [&](std::size_t d0, std::size_t d1) {
       for (std::int32_t k = 0; k < cfg.warmup + cfg.repeats; ++k) {
         for (auto d = d0; d < d1; ++d) {
-          set_mix(*units[d]);
+          auto c = units[d]->host_counts();
+          auto o = units[d]->host_offsets();
+          std::fill(c.begin(), c.end(), 0);
+          std::copy(counts.begin(), counts.end(), c.begin());
+          o[0] = 0;
+          for (std::size_t g = 0; g < c.size(); ++g) o[g + 1] = o[g] + c[g];
           if (auto s = units[d]->enqueue_async(total, nullptr, nullptr); !s)
             throw gem::cuda_error("measure_profile: " + devices[d].name() + ": expert phase failed: " + to_string(s.code) +
                                   (s.cuda != cudaSuccess ? std::string(" (") + cudaGetErrorString(s.cuda) + ")" : ""));
@@ -386,6 +347,24 @@ struct profile_measurement {
     if (cfg.concurrent) timed(0, devices.size());
     else
       for (std::size_t d = 0; d < devices.size(); ++d) timed(d, d + 1);
+    return times;
+  };
+  // The uniform grid: a experts of r rows each.
+  for (const auto a : cfg.active) {
+    for (const auto r : cfg.rows) {
+      counts.assign(static_cast<std::size_t>(a), r);
+      const auto times = time_phase();
+      for (std::size_t d = 0; d < devices.size(); ++d)
+        m.samples.push_back({static_cast<std::int32_t>(d), a, r, median_of(times[d]),
+                             *std::min_element(times[d].begin(), times[d].end()),
+                             *std::max_element(times[d].begin(), times[d].end())});
+    }
+  }
+  // Uneven mixes: every device runs the same mix, median of the runs.
+  m.mixes.assign(devices.size(), {});
+  for (const auto& mix : profile_mixes(cfg.mixes, cfg.reference_active, std::max(1, cfg.rows.back() / 2), cfg.seed)) {
+    counts = mix;
+    const auto times = time_phase();
     for (std::size_t d = 0; d < devices.size(); ++d)
       m.mixes[d].push_back({std::vector<double>(mix.begin(), mix.end()), median_of(times[d])});
   }
