@@ -25,7 +25,6 @@
 #include "gem/speed/scaled.hpp"
 #include "gem/speed/table.hpp"
 #include "gem/version.hpp"
-#include "eplb_buffers.hpp"
 
 namespace py = pybind11;
 
@@ -81,10 +80,10 @@ py::array weight_array(const py::array& a) {
 }
 
 /// EPLB's call shape for a 2-D weight, validated.
-gem::python::eplb_shape eplb_call(const py::array& w, int num_replicas, int num_groups, int num_nodes, int num_gpus) {
+gem::detail::eplb_shape eplb_call(const py::array& w, int num_replicas, int num_groups, int num_nodes, int num_gpus) {
   if (w.ndim() != 2)
     throw gem::config_error("weight must be 2-D [layers, experts], got " + std::to_string(w.ndim()) + "-D");
-  const gem::python::eplb_shape s{.num_layers = static_cast<std::int32_t>(w.shape(0)),
+  const gem::detail::eplb_shape s{.num_layers = static_cast<std::int32_t>(w.shape(0)),
                                   .num_experts = static_cast<std::int32_t>(w.shape(1)),
                                   .num_replicas = num_replicas,
                                   .num_groups = num_groups,
@@ -125,15 +124,15 @@ py::tuple rebalance_experts(const py::array& weight_in, int num_replicas, int nu
   {
     py::gil_scoped_release nogil;
     R = wv.visit([&](const auto* p) {
-      gem::python::check_weights(p, s);
-      return gem::python::rebalance_experts_into(p, s, p2l, rank.data(), cnt);
+      gem::detail::eplb_check_weights(p, s);
+      return gem::detail::eplb_rebalance_into(p, s, p2l, rank.data(), cnt);
     });
   }
   py::array_t<std::int64_t> log2phy({L, E, static_cast<py::ssize_t>(R)});
   std::int64_t* l2p = log2phy.mutable_data();
   {
     py::gil_scoped_release nogil;
-    gem::python::log2phy_into(p2l, rank.data(), s, R, l2p);
+    gem::detail::eplb_log2phy_into(p2l, rank.data(), s, R, l2p);
   }
   return py::make_tuple(std::move(phy2log), std::move(log2phy), std::move(logcnt));
 }
@@ -189,11 +188,11 @@ py::tuple time_rebalance_core(const py::array& weight_in, int num_replicas, int 
     const std::unique_ptr<std::int64_t[]> p2l(new std::int64_t[LP]), cnt(new std::int64_t[LE]);
     std::vector<std::int32_t> rank(LP);
     const auto R = wv.visit([&](const auto* p) {
-      gem::python::check_weights(p, s);
-      return gem::python::rebalance_experts_into(p, s, p2l.get(), rank.data(), cnt.get());
+      gem::detail::eplb_check_weights(p, s);
+      return gem::detail::eplb_rebalance_into(p, s, p2l.get(), rank.data(), cnt.get());
     });
     const std::unique_ptr<std::int64_t[]> l2p(new std::int64_t[LE * static_cast<std::size_t>(R)]);
-    gem::python::log2phy_into(p2l.get(), rank.data(), s, R, l2p.get());
+    gem::detail::eplb_log2phy_into(p2l.get(), rank.data(), s, R, l2p.get());
   });
 }
 

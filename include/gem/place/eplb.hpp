@@ -6,9 +6,11 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <cstring>
 #include <limits>
 #include <numeric>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include "gem/error.hpp"
@@ -120,6 +122,124 @@ inline void eplb_replicate(const float* w, std::int32_t num_log, std::int32_t nu
   }
 }
 
+/// The shape of an EPLB call and EPLB's preconditions on it (messages name the argument).
+struct eplb_shape {
+  std::int32_t num_layers = 0, num_experts = 0, num_replicas = 0, num_groups = 0, num_nodes = 0, num_gpus = 0;
+
+  void validate() const {
+    if (num_layers <= 0) throw config_error("rebalance_experts: weight has no layers");
+    if (num_experts <= 0) throw config_error("rebalance_experts: weight has no experts");
+    if (num_gpus <= 0) throw config_error("rebalance_experts: num_gpus must be positive");
+    if (num_nodes <= 0) throw config_error("rebalance_experts: num_nodes must be positive");
+    if (num_groups <= 0) throw config_error("rebalance_experts: num_groups must be positive");
+    if (num_replicas < num_experts)
+      throw config_error("rebalance_experts: num_replicas (" + std::to_string(num_replicas) +
+                         ") must be at least the number of experts (" + std::to_string(num_experts) + ")");
+    if (num_replicas % num_gpus != 0)
+      throw config_error("rebalance_experts: num_replicas (" + std::to_string(num_replicas) +
+                         ") must be a multiple of num_gpus (" + std::to_string(num_gpus) + ")");
+    if (num_gpus % nodes() != 0)
+      throw config_error("rebalance_experts: num_gpus (" + std::to_string(num_gpus) + ") must be a multiple of num_nodes (" +
+                         std::to_string(nodes()) + ") for the hierarchical policy");
+    if (num_experts % groups() != 0)
+      throw config_error("rebalance_experts: num_groups (" + std::to_string(groups()) +
+                         ") must divide the number of experts (" + std::to_string(num_experts) +
+                         ") for the hierarchical policy");
+  }
+  /// EPLB's policy choice: hierarchical when groups divide over nodes, else global (one group, one node).
+  [[nodiscard]] bool hierarchical() const { return num_groups % num_nodes == 0; }
+  [[nodiscard]] std::int32_t groups() const { return hierarchical() ? num_groups : 1; }
+  [[nodiscard]] std::int32_t nodes() const { return hierarchical() ? num_nodes : 1; }
+};
+
+/// Throws config_error naming the first weight that is not finite and non-negative.
+template <class T>
+void eplb_check_weights(const T* weight, const eplb_shape& s) {
+  const std::size_t n = static_cast<std::size_t>(s.num_layers) * static_cast<std::size_t>(s.num_experts);
+  bool ok = true;
+  for (std::size_t i = 0; i < n; ++i) ok &= std::isfinite(weight[i]) && weight[i] >= 0;  // no early exit: vectorizes
+  if (ok) return;
+  for (std::size_t i = 0; i < n; ++i)
+    if (!(std::isfinite(weight[i]) && weight[i] >= 0))
+      throw config_error("rebalance_experts: weight of layer " + std::to_string(i / s.num_experts) + " expert " +
+                         std::to_string(i % s.num_experts) + " is " + std::to_string(static_cast<double>(weight[i])) +
+                         " (must be finite and non-negative)");
+}
+
+/// Steps 1-3 of EPLB for every layer, into caller-owned flat buffers (what the Python binding hands
+/// numpy's arrays to): weight [L][E] row-major (checked beforehand), out phy2log
+/// [L][P], phy_rank [L][P] (replica rank of each slot) and logcnt [L][E]. Returns the largest
+/// replica count (log2phy's last dimension).
+template <class T, class Int>
+std::int32_t eplb_rebalance_into(const T* weight, const eplb_shape& s, Int* phy2log, std::int32_t* phy_rank,
+                                    Int* logcnt) {
+  const std::int32_t L = s.num_layers, E = s.num_experts, P = s.num_replicas, G = s.num_gpus;
+  const std::int32_t ng = s.groups(), nn = s.nodes();
+  const std::int32_t group_size = E / ng, groups_per_node = ng / nn, per_gpu = P / G;
+  const std::int32_t log_per_node = E / nn, phy_per_node = P / nn, gpus_per_node = G / nn;
+
+  std::vector<float> w(static_cast<std::size_t>(E)), group_w(static_cast<std::size_t>(ng));
+  std::vector<std::int32_t> gpack(static_cast<std::size_t>(ng)), grank(static_cast<std::size_t>(ng));
+  std::vector<std::int32_t> log2mlog(static_cast<std::size_t>(E)), mlog2log(static_cast<std::size_t>(E));
+  std::vector<float> mlog_w(static_cast<std::size_t>(log_per_node)), phy_w(static_cast<std::size_t>(phy_per_node));
+  std::vector<std::int32_t> phy2mlog(static_cast<std::size_t>(phy_per_node)), phyrank(phy2mlog.size()),
+      mlogcnt(static_cast<std::size_t>(E)), pack(phy2mlog.size()), rip(phy2mlog.size()), pphy2phy(phy2mlog.size());
+  eplb_scratch scratch;
+  std::int32_t max_cnt = 1;
+
+  for (std::int32_t l = 0; l < L; ++l) {
+    const T* wl = weight + static_cast<std::size_t>(l) * E;
+    Int* p2l = phy2log + static_cast<std::size_t>(l) * P;
+    std::int32_t* rank = phy_rank + static_cast<std::size_t>(l) * P;
+    for (std::int32_t e = 0; e < E; ++e) w[e] = static_cast<float>(wl[e]);  // EPLB's weight.float()
+    // Step 1: pack expert groups onto nodes by their summed load.
+    for (std::int32_t g = 0; g < ng; ++g) {
+      float sum = 0.0f;
+      for (std::int32_t j = 0; j < group_size; ++j) sum += w[g * group_size + j];
+      group_w[g] = sum;
+    }
+    eplb_balanced_packing(group_w.data(), ng, nn, gpack.data(), grank.data(), scratch);
+    for (std::int32_t g = 0; g < ng; ++g)
+      for (std::int32_t j = 0; j < group_size; ++j)
+        log2mlog[g * group_size + j] = (gpack[g] * groups_per_node + grank[g]) * group_size + j;
+    for (std::int32_t e = 0; e < E; ++e) mlog2log[log2mlog[e]] = e;
+    // Steps 2 and 3, per node: replicate within the node, then pack replicas onto its GPUs.
+    for (std::int32_t n = 0; n < nn; ++n) {
+      for (std::int32_t k = 0; k < log_per_node; ++k) mlog_w[k] = w[mlog2log[n * log_per_node + k]];
+      std::int32_t* cnt = mlogcnt.data() + n * log_per_node;
+      eplb_replicate(mlog_w.data(), log_per_node, phy_per_node, phy2mlog.data(), phyrank.data(), cnt);
+      for (std::int32_t j = 0; j < phy_per_node; ++j)
+        phy_w[j] = mlog_w[phy2mlog[j]] / static_cast<float>(cnt[phy2mlog[j]]);
+      eplb_balanced_packing(phy_w.data(), phy_per_node, gpus_per_node, pack.data(), rip.data(), scratch);
+      for (std::int32_t j = 0; j < phy_per_node; ++j) pphy2phy[pack[j] * per_gpu + rip[j]] = j;
+      for (std::int32_t q = 0; q < phy_per_node; ++q) {
+        const std::int32_t j = pphy2phy[q];
+        p2l[n * phy_per_node + q] = mlog2log[phy2mlog[j] + n * log_per_node];
+        rank[n * phy_per_node + q] = phyrank[j];
+      }
+    }
+    Int* cl = logcnt + static_cast<std::size_t>(l) * E;
+    for (std::int32_t e = 0; e < E; ++e) {
+      cl[e] = mlogcnt[log2mlog[e]];
+      max_cnt = std::max(max_cnt, mlogcnt[log2mlog[e]]);
+    }
+  }
+  return max_cnt;
+}
+
+/// log2phy [L][E][R] (R = the largest replica count; -1 past an expert's replicas) from phy2log and
+/// the slots' replica ranks.
+template <class Int>
+void eplb_log2phy_into(const Int* phy2log, const std::int32_t* phy_rank, const eplb_shape& s, std::int32_t R, Int* log2phy) {
+  static_assert(std::is_signed_v<Int>, "-1 must be representable");
+  const std::size_t E = static_cast<std::size_t>(s.num_experts), P = static_cast<std::size_t>(s.num_replicas);
+  std::memset(log2phy, 0xff, static_cast<std::size_t>(s.num_layers) * E * static_cast<std::size_t>(R) * sizeof(Int));  // all -1
+  for (std::size_t l = 0; l < static_cast<std::size_t>(s.num_layers); ++l)
+    for (std::size_t p = 0; p < P; ++p)
+      log2phy[(l * E + static_cast<std::size_t>(phy2log[l * P + p])) * static_cast<std::size_t>(R) +
+              static_cast<std::size_t>(phy_rank[l * P + p])] = static_cast<Int>(p);
+}
+
 }  // namespace detail
 
 /// DeepSeek EPLB's `rebalance_experts(weight, num_replicas, num_groups, num_nodes, num_gpus)`:
@@ -135,90 +255,28 @@ inline void eplb_replicate(const float* w, std::int32_t num_log, std::int32_t nu
   const auto L = static_cast<std::int32_t>(weight.size());
   if (L == 0) throw config_error("rebalance_experts: weight has no layers");
   const auto E = static_cast<std::int32_t>(weight[0].size());
-  if (E == 0) throw config_error("rebalance_experts: weight has no experts");
-  for (std::int32_t l = 0; l < L; ++l) {
+  for (std::int32_t l = 0; l < L; ++l)
     if (static_cast<std::int32_t>(weight[l].size()) != E)
       throw config_error("rebalance_experts: weight layer " + std::to_string(l) + " holds " +
                          std::to_string(weight[l].size()) + " experts, layer 0 holds " + std::to_string(E));
-    for (std::int32_t e = 0; e < E; ++e)
-      if (!std::isfinite(weight[l][e]) || weight[l][e] < 0)
-        throw config_error("rebalance_experts: weight of layer " + std::to_string(l) + " expert " +
-                           std::to_string(e) + " is " + std::to_string(weight[l][e]) +
-                           " (must be finite and non-negative)");
-  }
-  if (num_gpus <= 0) throw config_error("rebalance_experts: num_gpus must be positive");
-  if (num_nodes <= 0) throw config_error("rebalance_experts: num_nodes must be positive");
-  if (num_groups <= 0) throw config_error("rebalance_experts: num_groups must be positive");
-  if (num_replicas < E)
-    throw config_error("rebalance_experts: num_replicas (" + std::to_string(num_replicas) +
-                       ") must be at least the number of experts (" + std::to_string(E) + ")");
-  if (num_replicas % num_gpus != 0)
-    throw config_error("rebalance_experts: num_replicas (" + std::to_string(num_replicas) +
-                       ") must be a multiple of num_gpus (" + std::to_string(num_gpus) + ")");
-  // Global policy: the hierarchical procedure with one group and one node (EPLB checks the
-  // divisibility below only for the values it actually uses).
-  const bool hierarchical = num_groups % num_nodes == 0;
-  const std::int32_t ng = hierarchical ? num_groups : 1, nn = hierarchical ? num_nodes : 1;
-  if (num_gpus % nn != 0)
-    throw config_error("rebalance_experts: num_gpus (" + std::to_string(num_gpus) +
-                       ") must be a multiple of num_nodes (" + std::to_string(nn) + ") for the hierarchical policy");
-  if (E % ng != 0)
-    throw config_error("rebalance_experts: num_groups (" + std::to_string(ng) +
-                       ") must divide the number of experts (" + std::to_string(E) + ") for the hierarchical policy");
-  const std::int32_t P = num_replicas, G = num_gpus;
-  const std::int32_t group_size = E / ng, groups_per_node = ng / nn, per_gpu = P / G;
-  const std::int32_t log_per_node = E / nn, phy_per_node = P / nn, gpus_per_node = G / nn;
-
+  const detail::eplb_shape shape{.num_layers = L, .num_experts = E, .num_replicas = num_replicas,
+                                 .num_groups = num_groups, .num_nodes = num_nodes, .num_gpus = num_gpus};
+  std::vector<double> flat;
+  flat.reserve(static_cast<std::size_t>(L) * static_cast<std::size_t>(E));
+  for (const auto& row : weight) flat.insert(flat.end(), row.begin(), row.end());
+  detail::eplb_check_weights(flat.data(), shape);
+  shape.validate();
+  const auto P = static_cast<std::size_t>(num_replicas), Es = static_cast<std::size_t>(E);
+  std::vector<std::int32_t> phy2log(static_cast<std::size_t>(L) * P), phy_rank(phy2log.size()), logcnt(L * Es);
   eplb_result out;
-  out.phy2log.assign(static_cast<std::size_t>(L), std::vector<std::int32_t>(static_cast<std::size_t>(P)));
-  out.phy_rank = out.phy2log;
-  out.logcnt.assign(static_cast<std::size_t>(L), std::vector<std::int32_t>(static_cast<std::size_t>(E)));
-
-  std::vector<float> w(static_cast<std::size_t>(E)), group_w(static_cast<std::size_t>(ng));
-  std::vector<std::int32_t> gpack(static_cast<std::size_t>(ng)), grank(static_cast<std::size_t>(ng));
-  std::vector<std::int32_t> log2mlog(static_cast<std::size_t>(E)), mlog2log(static_cast<std::size_t>(E));
-  std::vector<float> mlog_w(static_cast<std::size_t>(log_per_node)), phy_w(static_cast<std::size_t>(phy_per_node));
-  std::vector<std::int32_t> phy2mlog(static_cast<std::size_t>(phy_per_node)), phyrank(phy2mlog.size()),
-      mlogcnt(static_cast<std::size_t>(E)), pack(phy2mlog.size()), rip(phy2mlog.size()), pphy2phy(phy2mlog.size());
-  detail::eplb_scratch scratch;
-
-  for (std::int32_t l = 0; l < L; ++l) {
-    for (std::int32_t e = 0; e < E; ++e) w[e] = static_cast<float>(weight[l][e]);
-    // Step 1: pack expert groups onto nodes by their summed load.
-    for (std::int32_t g = 0; g < ng; ++g) {
-      float s = 0.0f;
-      for (std::int32_t j = 0; j < group_size; ++j) s += w[g * group_size + j];
-      group_w[g] = s;
-    }
-    detail::eplb_balanced_packing(group_w.data(), ng, nn, gpack.data(), grank.data(), scratch);
-    for (std::int32_t g = 0; g < ng; ++g)
-      for (std::int32_t j = 0; j < group_size; ++j)
-        log2mlog[g * group_size + j] = (gpack[g] * groups_per_node + grank[g]) * group_size + j;
-    for (std::int32_t e = 0; e < E; ++e) mlog2log[log2mlog[e]] = e;
-    // Steps 2 and 3, per node: replicate within the node, then pack replicas onto its GPUs.
-    for (std::int32_t n = 0; n < nn; ++n) {
-      for (std::int32_t k = 0; k < log_per_node; ++k) mlog_w[k] = w[mlog2log[n * log_per_node + k]];
-      std::int32_t* cnt = mlogcnt.data() + n * log_per_node;
-      detail::eplb_replicate(mlog_w.data(), log_per_node, phy_per_node, phy2mlog.data(), phyrank.data(), cnt);
-      for (std::int32_t j = 0; j < phy_per_node; ++j)
-        phy_w[j] = mlog_w[phy2mlog[j]] / static_cast<float>(cnt[phy2mlog[j]]);
-      detail::eplb_balanced_packing(phy_w.data(), phy_per_node, gpus_per_node, pack.data(), rip.data(), scratch);
-      for (std::int32_t j = 0; j < phy_per_node; ++j) pphy2phy[pack[j] * per_gpu + rip[j]] = j;
-      for (std::int32_t q = 0; q < phy_per_node; ++q) {
-        const std::int32_t j = pphy2phy[q];
-        out.phy2log[l][n * phy_per_node + q] = mlog2log[phy2mlog[j] + n * log_per_node];
-        out.phy_rank[l][n * phy_per_node + q] = phyrank[j];
-      }
-    }
-    for (std::int32_t e = 0; e < E; ++e) out.logcnt[l][e] = mlogcnt[log2mlog[e]];
+  out.max_replicas = detail::eplb_rebalance_into(flat.data(), shape, phy2log.data(), phy_rank.data(), logcnt.data());
+  out.log2phy.resize(static_cast<std::size_t>(L) * Es * static_cast<std::size_t>(out.max_replicas));
+  detail::eplb_log2phy_into(phy2log.data(), phy_rank.data(), shape, out.max_replicas, out.log2phy.data());
+  for (std::size_t l = 0; l < static_cast<std::size_t>(L); ++l) {
+    out.phy2log.emplace_back(phy2log.begin() + static_cast<std::ptrdiff_t>(l * P), phy2log.begin() + static_cast<std::ptrdiff_t>((l + 1) * P));
+    out.phy_rank.emplace_back(phy_rank.begin() + static_cast<std::ptrdiff_t>(l * P), phy_rank.begin() + static_cast<std::ptrdiff_t>((l + 1) * P));
+    out.logcnt.emplace_back(logcnt.begin() + static_cast<std::ptrdiff_t>(l * Es), logcnt.begin() + static_cast<std::ptrdiff_t>((l + 1) * Es));
   }
-  std::int32_t max_cnt = 1;
-  for (const auto& row : out.logcnt) max_cnt = std::max(max_cnt, *std::max_element(row.begin(), row.end()));
-  out.max_replicas = max_cnt;
-  out.log2phy.assign(static_cast<std::size_t>(L) * E * max_cnt, -1);
-  for (std::int32_t l = 0; l < L; ++l)
-    for (std::int32_t p = 0; p < P; ++p)
-      out.log2phy[(static_cast<std::size_t>(l) * E + out.phy2log[l][p]) * max_cnt + out.phy_rank[l][p]] = p;
   return out;
 }
 
