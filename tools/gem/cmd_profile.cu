@@ -37,14 +37,17 @@ cuda::gemm_path path_by_name(const std::string& v) {
 }
 
 void run_profile(const profile_cli_options& o) {
+  // Options first (exit 2), then the GPU (exit 1).
   const auto shape = layer_shape_by_name(o.shape);
   const auto path = path_by_name(o.path);
+  if (!o.partitions.empty() && o.gpus > 0) throw config_error("give --partitions or --gpus, not both");
+  const auto sm_counts = o.partitions.empty() ? std::vector<std::int32_t>{} : cuda::parse_sm_counts(o.partitions);
+  if (o.repeats < 10) throw config_error("--repeats must be >= 10, got " + std::to_string(o.repeats));
   const int visible = cuda::device_count();
   if (visible <= 0) throw cuda_error("gem profile: no CUDA device is visible to this process");
   std::vector<cuda::exec_device> devs;
-  if (!o.partitions.empty()) {
-    if (o.gpus > 0) throw config_error("give --partitions or --gpus, not both");
-    devs = cuda::split_device(0, {.sm_counts = cuda::parse_sm_counts(o.partitions)});
+  if (!sm_counts.empty()) {
+    devs = cuda::split_device(0, {.sm_counts = sm_counts});
   } else {
     const int n = o.gpus > 0 ? o.gpus : visible;
     if (n > visible)
