@@ -116,24 +116,11 @@ std::vector<gc::exec_device> make_devices(const options& o) {
   return d;
 }
 
-// The uniform samples (device, active, rows, median/min/max) and, beside them (-mixes.csv), every
-// uneven mix with its measured and predicted seconds and its rows per expert (';'-separated).
+// The uniform samples and, beside them (-mixes.csv), every uneven mix with its measured and
+// predicted seconds.
 void write_samples(const gc::profile_measurement& m, const std::string& path) {
-  std::ofstream f(path);
-  f << "device,active,rows,median_s,min_s,max_s\n";
-  for (const auto& s : m.samples)
-    f << s.device << ',' << s.active << ',' << s.rows << ',' << s.median_seconds << ',' << s.min_seconds << ','
-      << s.max_seconds << '\n';
-  if (m.mixes.empty() || m.mixes[0].empty()) return;
-  const auto t = gem::to_table(m.profile);
-  std::ofstream x(std::filesystem::path(path).replace_extension().string() + "-mixes.csv");
-  x << "device,measured_s,predicted_s,rows\n";
-  for (std::size_t d = 0; d < m.mixes.size(); ++d)
-    for (const auto& o : m.mixes[d]) {
-      x << d << ',' << o.seconds << ',' << t.seconds(gem::gpu_id{static_cast<std::int32_t>(d)}, gem::work{o.rows}) << ',';
-      for (std::size_t e = 0; e < o.rows.size(); ++e) x << (e ? ";" : "") << o.rows[e];
-      x << '\n';
-    }
+  gc::write_profile_samples(m, path);
+  gc::write_profile_mixes(m, std::filesystem::path(path).replace_extension().string() + "-mixes.csv");
 }
 
 void print_fit(const gc::profile_measurement& m, const char* what) {

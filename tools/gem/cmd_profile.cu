@@ -2,7 +2,6 @@
 // partitions of one GPU (green contexts) with gem::cuda::measure_profile, and writes it as JSON for
 // `gem place --profile` and `gem evaluate --profile`. Built when gem is configured with CUDA.
 #include <cstdio>
-#include <fstream>
 #include <iostream>
 #include <string>
 #include <vector>
@@ -66,14 +65,7 @@ void run_profile(const profile_cli_options& o) {
   cfg.reference_active = ref;
   const auto m = cuda::measure_profile(devs, cfg);
   write_profile(m.profile, o.out);
-  if (!o.samples.empty()) {
-    std::ofstream f(o.samples);
-    if (!f) throw io_error("cannot write '" + o.samples + "'");
-    f << "device,active,rows,median_s,min_s,max_s\n";
-    for (const auto& s : m.samples)
-      f << s.device << ',' << s.active << ',' << s.rows << ',' << s.median_seconds << ',' << s.min_seconds << ','
-        << s.max_seconds << '\n';
-  }
+  if (!o.samples.empty()) cuda::write_profile_samples(m, o.samples);
   std::printf("profiled %d device(s) (%s, %s path, %d experts per device) in %.2f s -> %s\n", num_devices,
               o.isolated ? "one at a time" : "all at once", o.path.c_str(), ref, m.wall_seconds, o.out.c_str());
   for (std::size_t d = 0; d < m.profile.gpus.size(); ++d) {

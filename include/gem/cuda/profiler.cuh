@@ -22,6 +22,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <ctime>
+#include <fstream>
 #include <span>
 #include <string>
 #include <vector>
@@ -407,6 +408,34 @@ struct profile_measurement {
   validate_profile(p, "measure_profile");
   m.wall_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   return m;
+}
+
+/// Writes every uniform sample of `m` as CSV (device, active, rows, median_s, min_s, max_s).
+/// Throws gem::io_error when the file cannot be written.
+inline void write_profile_samples(const profile_measurement& m, const std::string& path) {
+  std::ofstream f(path);
+  if (!f) throw gem::io_error("cannot write '" + path + "'");
+  f << "device,active,rows,median_s,min_s,max_s\n";
+  for (const auto& s : m.samples)
+    f << s.device << ',' << s.active << ',' << s.rows << ',' << s.median_seconds << ',' << s.min_seconds << ','
+      << s.max_seconds << '\n';
+}
+
+/// Writes every uneven mix of `m` as CSV (device, measured_s, predicted_s by m.profile's table,
+/// rows per expert ';'-separated). Writes nothing when `m` holds no mixes. Throws gem::io_error
+/// when the file cannot be written.
+inline void write_profile_mixes(const profile_measurement& m, const std::string& path) {
+  if (m.mixes.empty() || m.mixes[0].empty()) return;
+  const auto t = to_table(m.profile);
+  std::ofstream x(path);
+  if (!x) throw gem::io_error("cannot write '" + path + "'");
+  x << "device,measured_s,predicted_s,rows\n";
+  for (std::size_t d = 0; d < m.mixes.size(); ++d)
+    for (const auto& o : m.mixes[d]) {
+      x << d << ',' << o.seconds << ',' << t.seconds(gpu_id{static_cast<std::int32_t>(d)}, work{o.rows}) << ',';
+      for (std::size_t e = 0; e < o.rows.size(); ++e) x << (e ? ";" : "") << o.rows[e];
+      x << '\n';
+    }
 }
 
 }  // namespace gem::cuda
