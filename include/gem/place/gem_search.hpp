@@ -167,6 +167,8 @@ struct gem_layer_setup {
   std::vector<double> packing_load{};        ///< per item: share x (mean + burst_weight x sd)
   std::vector<std::int32_t> expert_node{};   ///< empty: no hierarchy
   std::vector<char> coactive{};              ///< [E][E]: experts share a co-activation group
+  bool any_coactive = false;                 ///< some pair of experts shares a group
+  std::vector<std::size_t> order{};          ///< items by packing load, heaviest first (stable)
   std::vector<double> speed{};
 };
 
@@ -178,15 +180,11 @@ std::vector<std::int32_t> gem_pack(const M& model, std::int32_t G, std::int32_t 
                                    const std::vector<std::int32_t>& caps, std::int32_t gpus_per_node, bool use_model,
                                    double anti_affinity, double noise, splitmix64& rng) {
   const auto n = st.items.size();
-  std::vector<std::size_t> order(n);
-  std::iota(order.begin(), order.end(), std::size_t{0});
-  std::stable_sort(order.begin(), order.end(),
-                   [&](auto a, auto b) { return st.packing_load[a] > st.packing_load[b]; });
   std::vector<std::int32_t> gpu_of(n, -1);
   std::vector<std::vector<double>> rows(static_cast<std::size_t>(G));
   std::vector<std::vector<std::int32_t>> experts(static_cast<std::size_t>(G));
   std::vector<double> load(static_cast<std::size_t>(G), 0.0);
-  for (const auto i : order) {
+  for (const auto i : st.order) {
     const auto e = st.items[i].expert;
     const bool confined = !st.expert_node.empty() && st.expert_node[e] >= 0;
     std::int32_t best = -1;
@@ -202,7 +200,8 @@ std::vector<std::int32_t> gem_pack(const M& model, std::int32_t G, std::int32_t 
           score = static_cast<double>(model.seconds(gpu_id{g}, work{rows[g]}));
           rows[g].pop_back();
           std::int32_t same = 0;
-          for (auto f : experts[g]) same += st.coactive[static_cast<std::size_t>(e) * E + f];
+          if (st.any_coactive)
+            for (auto f : experts[g]) same += st.coactive[static_cast<std::size_t>(e) * E + f];
           score *= 1.0 + anti_affinity * same;
           if (noise > 0) score *= 1.0 + noise * rng.uniform();
         } else {
@@ -243,16 +242,15 @@ double placed_straggler(const M& model, const std::vector<std::vector<std::int32
 }
 
 /// gem_search::keep_eplb_confidence's test: true when layout `ours` beats `theirs` on unseen
-/// steps drawn around the fitted `steps` with the stated confidence (see gem_search).
+/// steps drawn around the fitted `steps` with the stated confidence (see gem_search). `mean` and
+/// `sd`: step_stats of `steps`.
 template <speed_model M>
 bool robust_gain(const gem_search& cfg, const M& model, std::int32_t G, const std::vector<std::vector<double>>& steps,
-                 const std::vector<search_item>& items, const std::vector<std::int32_t>& ours,
-                 const std::vector<std::int32_t>& theirs, std::uint64_t seed) {
+                 const std::vector<double>& mean, const std::vector<double>& sd, const std::vector<search_item>& items,
+                 const std::vector<std::int32_t>& ours, const std::vector<std::int32_t>& theirs, std::uint64_t seed) {
   const auto S = static_cast<std::int32_t>(steps.size());
   if (S == 0) return true;
   const auto E = steps[0].size();
-  std::vector<double> mean, sd;
-  step_stats(steps, E, mean, sd);
   double phi = cfg.dispersion;
   if (S >= 2) {
     double var = 0, load = 0;
@@ -304,7 +302,7 @@ gem_layer_result gem_layer(const gem_search& cfg, const placement_problem& p, st
   std::vector<std::vector<double>> storage;
   const auto& observed = gem_steps(ll, cfg.max_steps, layer_seed, storage);
   const auto* fitted = &observed;
-  std::vector<double> mean, sd;
+  std::vector<double> mean, sd;  // of the observed steps
   step_stats(*fitted, static_cast<std::size_t>(E), mean, sd);
   std::vector<std::vector<double>> augmented;
   if (!ll.steps.empty() && static_cast<std::int32_t>(fitted->size()) < cfg.min_steps) {
@@ -336,7 +334,11 @@ gem_layer_result gem_layer(const gem_search& cfg, const placement_problem& p, st
   for (const auto& grp : ll.groups)
     for (auto a : grp)
       for (auto b : grp)
-        if (a != b) st.coactive[static_cast<std::size_t>(a) * E + b] = 1;
+        if (a != b) st.coactive[static_cast<std::size_t>(a) * E + b] = 1, st.any_coactive = true;
+  st.order.resize(st.items.size());
+  std::iota(st.order.begin(), st.order.end(), std::size_t{0});
+  std::stable_sort(st.order.begin(), st.order.end(),
+                   [&](auto a, auto b) { return st.packing_load[a] > st.packing_load[b]; });
   const double mean_row = std::accumulate(ll.mean.begin(), ll.mean.end(), 0.0) / E;
   st.speed = probe_speeds(model, G, std::max<std::int32_t>(1, num_items / G), mean_row);
 
@@ -402,11 +404,14 @@ gem_layer_result gem_layer(const gem_search& cfg, const placement_problem& p, st
   std::vector<std::int32_t> best_gpu;
   double best_obj = std::numeric_limits<double>::infinity();
   const std::int32_t starts = 2 + cfg.restarts;
+  // One search serves every start (its step tables and memo are built once); each start gets
+  // the whole budget.
+  straggler_search<M> search(model, G, steps, st.items, opt);
   for (std::int32_t k = 0; k < starts; ++k) {
     if (k > 0 && cfg.time_budget_ms > 0 && std::chrono::steady_clock::now() > opt.deadline) break;
     const auto start = k == 1 ? (eplb_gpu.empty() || !cfg.eplb_start ? gem_pack(model, G, E, st, start_caps, gpn, false, 0.0, 0.0, rng) : eplb_gpu)
                               : gem_pack(model, G, E, st, caps, gpn, true, cfg.anti_affinity, k == 0 ? 0.0 : 0.3, rng);
-    straggler_search<M> search(model, G, steps, st.items, opt);
+    search.reset_budget();
     search.assign(start);
     if (k == 1 && !eplb_gpu.empty() && cfg.eplb_start) eplb_obj = search.objective();
     search.run();
@@ -427,10 +432,9 @@ gem_layer_result gem_layer(const gem_search& cfg, const placement_problem& p, st
   }
   if (!eplb_gpu.empty() && cfg.eplb_start && !(best_obj < eplb_obj * (1 - cfg.min_gain))) best_obj = eplb_obj, best_gpu = eplb_gpu;
   if (!eplb_gpu.empty() && cfg.keep_eplb_confidence > 0 && best_gpu != eplb_gpu &&
-      !robust_gain(cfg, model, G, observed, st.items, best_gpu, eplb_gpu, layer_seed)) {
-    straggler_search<M> check(model, G, steps, st.items, opt);
-    check.assign(eplb_gpu);
-    best_obj = check.objective(), best_gpu = eplb_gpu;
+      !robust_gain(cfg, model, G, observed, mean, sd, st.items, best_gpu, eplb_gpu, layer_seed)) {
+    search.assign(eplb_gpu);
+    best_obj = search.objective(), best_gpu = eplb_gpu;
   }
 
   gem_layer_result out;

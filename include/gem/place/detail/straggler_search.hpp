@@ -10,6 +10,7 @@
 #include <cstdint>
 #include <limits>
 #include <numeric>
+#include <span>
 #include <vector>
 
 #include "gem/speed/speed_model.hpp"
@@ -29,9 +30,8 @@ struct search_item {
 /// straggler is max(rest, T_a', T_b'), where `rest` is the largest time of the other GPUs (kept as
 /// the top three per step). T_a' and T_b' are computed by the model only when a cheap upper bound
 /// exceeds the running maximum: removing rows never adds time (monotone model) and adding an
-/// expert with r rows adds at most seconds(g, [r]) (sub-additive model; memoised per GPU and
-/// integer row count). For models that break sub-additivity the pruning may misjudge a candidate,
-/// but the state is always recomputed exactly after a move, so the objective reported stays exact.
+/// expert with r rows adds at most seconds(g, [ceil r]) (sub-additive model). For models that
+/// break sub-additivity the pruning may misjudge a candidate, but the state is always recomputed exactly after a move, so the objective reported stays exact.
 template <speed_model M>
 class straggler_search {
  public:
@@ -47,20 +47,28 @@ class straggler_search {
 
   straggler_search(const M& model, std::int32_t num_gpus, const std::vector<std::vector<double>>& steps,
                    std::vector<search_item> items, options opt)
-      : model_(&model), G_(num_gpus), S_(static_cast<std::int32_t>(steps.size())), steps_(&steps),
-        items_(std::move(items)), opt_(std::move(opt)) {
+      : model_(&model), G_(num_gpus), S_(static_cast<std::int32_t>(steps.size())), items_(std::move(items)),
+        opt_(std::move(opt)) {
     E_ = steps.empty() ? 0 : static_cast<std::int32_t>(steps[0].size());
-    active_.assign(static_cast<std::size_t>(E_), {});
-    double maxc = 0;
+    // The steps' loads in one block (step-major), and per expert the steps where it has tokens
+    // (one block, expert-major): the search reads both in its innermost loops.
+    const auto E = static_cast<std::size_t>(E_);
+    loads_.resize(static_cast<std::size_t>(S_) * E);
     for (std::int32_t s = 0; s < S_; ++s)
-      for (std::int32_t e = 0; e < E_; ++e)
-        if (steps[s][e] > 0) active_[e].push_back(s), maxc = std::max(maxc, steps[s][e]);
-    memo_limit_ = static_cast<std::int64_t>(std::min(maxc, 1e6)) + 2;
-    memo_.assign(static_cast<std::size_t>(G_), {});
+      std::copy(steps[s].begin(), steps[s].end(), loads_.begin() + static_cast<std::ptrdiff_t>(s) * E_);
+    active_begin_.assign(E + 1, 0);
+    active_.reserve(loads_.size());
+    for (std::size_t e = 0; e < E; ++e) {
+      const double* col = loads_.data() + e;
+      for (std::int32_t s = 0; s < S_; ++s)
+        if (col[static_cast<std::size_t>(s) * E] > 0) active_.push_back(s);
+      active_begin_[e + 1] = static_cast<std::int32_t>(active_.size());
+    }
     T_.assign(static_cast<std::size_t>(S_) * G_, 0.0);
     top_.assign(static_cast<std::size_t>(S_), {});
     holds_.assign(static_cast<std::size_t>(G_) * E_, 0);
     members_.assign(static_cast<std::size_t>(G_), {});
+    rows_of_.assign(static_cast<std::size_t>(G_), {});
   }
 
   /// Puts item i on GPU gpu_of[i] and computes every step exactly.
@@ -72,9 +80,10 @@ class straggler_search {
       members_[gpu_of_[i]].push_back(static_cast<std::int32_t>(i));
       ++holds_[static_cast<std::size_t>(gpu_of_[i]) * E_ + items_[i].expert];
     }
+    for (std::int32_t g = 0; g < G_; ++g) rebuild_rows(g);
     sum_max_ = 0;
     for (std::int32_t s = 0; s < S_; ++s) {
-      for (std::int32_t g = 0; g < G_; ++g) T_[idx(s, g)] = exact(g, s, -1, -1);
+      for (std::int32_t g = 0; g < G_; ++g) T_[idx(s, g)] = seconds_now(g, s);
       refresh_top(s);
       sum_max_ += top_[s].v[0];
     }
@@ -84,6 +93,8 @@ class straggler_search {
   [[nodiscard]] double objective() const { return S_ > 0 ? sum_max_ / S_ : 0.0; }
   [[nodiscard]] const std::vector<std::int32_t>& gpu_of() const { return gpu_of_; }
   [[nodiscard]] std::int64_t step_evals() const { return evals_; }
+  /// Starts the evaluation budget afresh (a new start searched with this instance).
+  void reset_budget() { evals_ = 0; }
   [[nodiscard]] bool budget_left() const {
     if (opt_.max_step_evals > 0 && evals_ >= opt_.max_step_evals) return false;
     if (opt_.deadline != std::chrono::steady_clock::time_point::max() && std::chrono::steady_clock::now() > opt_.deadline)
@@ -154,8 +165,8 @@ class straggler_search {
         order = members_[a];
         contrib.assign(items_.size(), 0.0);
         for (const auto i : order)
-          for (const auto s : active_[items_[i].expert])
-            if (top_[s].g[0] == a) contrib[i] += (*steps_)[s][items_[i].expert] * items_[i].share;
+          for (const auto s : active(items_[i].expert))
+            if (top_[s].g[0] == a) contrib[i] += load(s, items_[i].expert) * items_[i].share;
         std::stable_sort(order.begin(), order.end(), [&](auto x, auto y) { return contrib[x] > contrib[y]; });
         for (const auto i : order) {
           if (dont_look_[i]) continue;
@@ -208,33 +219,69 @@ class straggler_search {
   [[nodiscard]] std::size_t idx(std::int32_t s, std::int32_t g) const {
     return static_cast<std::size_t>(s) * G_ + static_cast<std::size_t>(g);
   }
+  [[nodiscard]] double load(std::int32_t s, std::int32_t e) const {
+    return loads_[static_cast<std::size_t>(s) * E_ + static_cast<std::size_t>(e)];
+  }
+  /// The steps where expert e has tokens, in increasing order.
+  [[nodiscard]] std::span<const std::int32_t> active(std::int32_t e) const {
+    return {active_.data() + active_begin_[e], active_.data() + active_begin_[e + 1]};
+  }
   [[nodiscard]] bool holds(std::int32_t g, std::int32_t e) const { return holds_[static_cast<std::size_t>(g) * E_ + e] > 0; }
   [[nodiscard]] bool allowed(std::int32_t e, std::int32_t g) const {
     return opt_.expert_node.empty() || opt_.expert_node[e] < 0 || g / opt_.gpus_per_node == opt_.expert_node[e];
   }
 
-  /// Seconds of GPU g in step s with item `skip` removed and item `add` added (-1: none).
-  double exact(std::int32_t g, std::int32_t s, std::int32_t skip, std::int32_t add) {
-    rows_.clear();
-    const auto& c = (*steps_)[s];
-    for (const auto i : members_[g])
-      if (i != skip) rows_.push_back(c[items_[i].expert] * items_[i].share);
-    if (add >= 0) rows_.push_back(c[items_[add].expert] * items_[add].share);
-    return rows_.empty() ? 0.0 : static_cast<double>(model_->seconds(gpu_id{g}, work{rows_}));
+  /// GPU g's rows in every step, kept with its members: rows_of_[g][s * n + k] is the load of
+  /// item members_[g][k] in step s (n = members_[g].size()), exactly the value the model sees.
+  void rebuild_rows(std::int32_t g) {
+    const auto& m = members_[g];
+    const std::size_t n = m.size();
+    auto& out = rows_of_[g];
+    out.resize(static_cast<std::size_t>(S_) * n);
+    if (rows_.size() < n + 1) rows_.resize(n + 1);
+    for (std::size_t k = 0; k < n; ++k) {
+      const auto e = static_cast<std::size_t>(items_[m[k]].expert);
+      const double share = items_[m[k]].share;
+      for (std::int32_t s = 0; s < S_; ++s) out[static_cast<std::size_t>(s) * n + k] = loads_[static_cast<std::size_t>(s) * E_ + e] * share;
+    }
+  }
+
+  /// Seconds of GPU g in step s as it is.
+  double seconds_now(std::int32_t g, std::int32_t s) const {
+    const std::size_t n = members_[g].size();
+    if (n == 0) return 0.0;
+    const double* r = rows_of_[g].data() + static_cast<std::size_t>(s) * n;
+    return static_cast<double>(model_->seconds(gpu_id{g}, work{std::span<const double>(r, n)}));
+  }
+
+  /// Seconds of GPU g in step s with the member at position `skip` of members_[g] removed (-1:
+  /// none) and `add_rows` rows of one more item appended (`add`: whether there is one). The rows
+  /// are the members' in index order, then the added item's: what the model would see after the
+  /// change (apply() appends and re-sorts, but a GPU's rows are only ever read in this order).
+  double exact(std::int32_t g, std::int32_t s, std::int32_t skip, bool add, double add_rows) {
+    const std::size_t n = members_[g].size();
+    const double* r = rows_of_[g].data() + static_cast<std::size_t>(s) * n;
+    double* out = rows_.data();
+    std::size_t k = 0;
+    for (std::size_t q = 0; q < n; ++q)
+      if (static_cast<std::int32_t>(q) != skip) out[k++] = r[q];
+    if (add) out[k++] = add_rows;
+    return k == 0 ? 0.0 : static_cast<double>(model_->seconds(gpu_id{g}, work{std::span<const double>(out, k)}));
   }
 
   /// An upper bound on the seconds one expert with r rows adds to GPU g: seconds(g, [ceil r]).
-  double single(std::int32_t g, double r) {
+  /// (Computed each time: every model here answers one row in a few operations, cheaper than a
+  /// memo's cache misses.)
+  double single(std::int32_t g, double r) const {
     if (r <= 0) return 0.0;
-    const double up = std::ceil(r);
-    const double row[1] = {up};
-    if (up >= static_cast<double>(memo_limit_)) return static_cast<double>(model_->seconds(gpu_id{g}, work{row}));
-    auto& m = memo_[g];
-    const auto k = static_cast<std::size_t>(up);
-    if (m.size() <= k) m.resize(std::max(k + 1, std::min<std::size_t>(2 * m.size() + 16, static_cast<std::size_t>(memo_limit_))),
-                                std::numeric_limits<double>::quiet_NaN());
-    if (std::isnan(m[k])) m[k] = static_cast<double>(model_->seconds(gpu_id{g}, work{row}));
-    return m[k];
+    const double row[1] = {std::ceil(r)};
+    return static_cast<double>(model_->seconds(gpu_id{g}, work{row}));
+  }
+
+  /// Position of item i in members_[g].
+  [[nodiscard]] std::int32_t position(std::int32_t g, std::int32_t i) const {
+    const auto& m = members_[g];
+    return static_cast<std::int32_t>(std::find(m.begin(), m.end(), i) - m.begin());
   }
 
   [[nodiscard]] double rest_max(std::int32_t s, std::int32_t a, std::int32_t b) const {
@@ -247,12 +294,12 @@ class straggler_search {
   /// Visits the steps where expert e or f (f may be -1) has tokens, in increasing order.
   template <class F>
   void for_union(std::int32_t e, std::int32_t f, F&& fn) const {
-    const auto& x = active_[e];
+    const auto x = active(e);
     if (f < 0) {
       for (const auto s : x) fn(s);
       return;
     }
-    const auto& y = active_[f];
+    const auto y = active(f);
     std::size_t i = 0, j = 0;
     while (i < x.size() || j < y.size()) {
       if (j == y.size() || (i < x.size() && x[i] < y[j])) fn(x[i++]);
@@ -266,16 +313,20 @@ class straggler_search {
   double delta(std::int32_t i, std::int32_t a, std::int32_t j, std::int32_t b) {
     const auto e = items_[i].expert;
     const auto f = j >= 0 ? items_[j].expert : -1;
+    const auto pos_i = position(a, i);
+    const auto pos_j = j >= 0 ? position(b, j) : -1;
     double d = 0;
     for_union(e, f, [&](std::int32_t s) {
       ++evals_;
-      const auto& c = (*steps_)[s];
+      const double* c = &loads_[static_cast<std::size_t>(s) * E_];
       const double ci = c[e] * items_[i].share, cj = j >= 0 ? c[f] * items_[j].share : 0.0;
       double nm = rest_max(s, a, b);
-      const double ub_a = T_[idx(s, a)] + (cj > 0 ? single(a, cj) : 0.0);
-      if (ub_a > nm) nm = std::max(nm, exact(a, s, i, j));
-      const double ub_b = T_[idx(s, b)] + (ci > 0 ? single(b, ci) : 0.0);
-      if (ub_b > nm) nm = std::max(nm, exact(b, s, j, i));
+      // The bound T + single(...) exceeds nm whenever T does (seconds are non-negative), so
+      // single() is only computed when T alone does not decide.
+      const double T_a = T_[idx(s, a)];
+      if (T_a > nm || (cj > 0 && T_a + single(a, cj) > nm)) nm = std::max(nm, exact(a, s, pos_i, j >= 0, cj));
+      const double T_b = T_[idx(s, b)];
+      if (T_b > nm || (ci > 0 && T_b + single(b, ci) > nm)) nm = std::max(nm, exact(b, s, pos_j, true, ci));
       d += nm - top_[s].v[0];
     });
     return d;
@@ -301,10 +352,12 @@ class straggler_search {
     // Keep each GPU's items in index order so that the rows a model sees do not depend on history.
     std::sort(ma.begin(), ma.end());
     std::sort(mb.begin(), mb.end());
+    rebuild_rows(a);
+    rebuild_rows(b);
     for_union(e, f, [&](std::int32_t s) {
       sum_max_ -= top_[s].v[0];
-      T_[idx(s, a)] = exact(a, s, -1, -1);
-      T_[idx(s, b)] = exact(b, s, -1, -1);
+      T_[idx(s, a)] = seconds_now(a, s);
+      T_[idx(s, b)] = seconds_now(b, s);
       refresh_top(s);
       sum_max_ += top_[s].v[0];
     });
@@ -327,16 +380,16 @@ class straggler_search {
 
   const M* model_;
   std::int32_t G_, S_, E_ = 0;
-  const std::vector<std::vector<double>>* steps_;
   std::vector<search_item> items_;
   options opt_;
-  std::vector<std::vector<std::int32_t>> active_;
-  std::vector<std::vector<double>> memo_;
-  std::int64_t memo_limit_ = 0;
+  std::vector<double> loads_;                ///< [S][E]
+  std::vector<std::int32_t> active_begin_;  ///< [E + 1]: expert e's steps are active_[begin[e], begin[e + 1])
+  std::vector<std::int32_t> active_;
   std::vector<double> T_;
   std::vector<top3> top_;
   std::vector<std::int32_t> holds_;
   std::vector<std::vector<std::int32_t>> members_;
+  std::vector<std::vector<double>> rows_of_;  ///< per GPU: [S][members] rows (see rebuild_rows)
   std::vector<std::int32_t> gpu_of_;
   std::vector<double> rows_;
   std::vector<char> dont_look_;
