@@ -7,6 +7,7 @@
 #include <benchmark/benchmark.h>
 #include <cublas_v2.h>
 
+#include <algorithm>
 #include <map>
 #include <string>
 #include <vector>
@@ -65,7 +66,7 @@ cublasHandle_t handle() {
 }
 
 enum class which { gate_up, down, ffn };
-enum class variant { gem_auto, gem_device, gem_per_group, gem_padded, gem_bucketed32, anchor_grouped, anchor_loop };
+enum class variant { gem_auto, gem_device, gem_device32, gem_per_group, gem_padded, gem_bucketed32, anchor_grouped, anchor_loop };
 
 /// One routing of T tokens: host and device counts and offsets (unpadded).
 struct routing {
@@ -186,7 +187,9 @@ void bm_gemm(benchmark::State& state, model m, std::int32_t T, which wh, variant
     for (auto p : {gc::gemm_path::device_counts, gc::gemm_path::grouped})
       bytes = std::max(bytes, gc::expert_ffn_workspace_size(fs[0], p));
     device_array<unsigned char> ws(bytes);
-    chosen = path == gc::gemm_path::automatic ? gc::choose_gemm_path({.n = 2 * m.inter}, {rs[0].counts, rs[0].offsets}) : path;
+    chosen = path == gc::gemm_path::automatic
+                 ? gc::choose_gemm_path({.n = 2 * m.inter, .k = m.hidden}, {rs[0].counts, rs[0].offsets})
+                 : path;
     gem::bench::time_calls(state, s, reps, [&](int i) {
       const auto& r = rs[static_cast<std::size_t>(i % routings)];
       GEM_BENCH_OK(gc::expert_ffn_async(fs[static_cast<std::size_t>(i % routings)], path, {r.counts, r.offsets},
@@ -200,17 +203,21 @@ void bm_gemm(benchmark::State& state, model m, std::int32_t T, which wh, variant
       ps.push_back({.num_groups = m.experts, .n = N, .k = K, .capacity_rows = rows, .x = x.p, .w = W, .y = y.p,
                     .counts = r.d_counts.p, .offsets = r.d_offsets.p, .rows_hint = hint, .max_active_groups = max_active});
     device_array<unsigned char> ws(gc::grouped_gemm_workspace_size(ps[0], gc::gemm_path::grouped));
-    if (v == variant::gem_auto || v == variant::gem_device || v == variant::gem_per_group || v == variant::gem_padded ||
-        v == variant::gem_bucketed32) {
-      const auto path = v == variant::gem_device       ? gc::gemm_path::device_counts
+    if (v == variant::gem_auto || v == variant::gem_device || v == variant::gem_device32 || v == variant::gem_per_group ||
+        v == variant::gem_padded || v == variant::gem_bucketed32) {
+      const auto path = v == variant::gem_device || v == variant::gem_device32 ? gc::gemm_path::device_counts
                         : v == variant::gem_per_group  ? gc::gemm_path::per_group
                         : v == variant::gem_bucketed32 ? gc::gemm_path::bucketed
                                                        : gc::gemm_path::automatic;
       chosen = path == gc::gemm_path::automatic ? gc::choose_gemm_path(ps[0], {rs[0].counts, rs[0].offsets}) : path;
+      // gem_device32: 32-row passes (one warp per column tile) whatever the sizes: no host sizes, rows_hint 32
+      if (v == variant::gem_device32)
+        for (auto& q : ps) q.rows_hint = 32;
       gem::bench::time_calls(state, s, reps, [&](int i) {
         const auto& r = rs[static_cast<std::size_t>(i % routings)];
-        GEM_BENCH_OK(gc::grouped_gemm_async(ps[static_cast<std::size_t>(i % routings)], path, {r.counts, r.offsets},
-                                            gem_cublas(), ws.p, ws.n, s));
+        const gc::host_group_sizes sizes = v == variant::gem_device32 ? gc::host_group_sizes{} : gc::host_group_sizes{r.counts, r.offsets};
+        GEM_BENCH_OK(gc::grouped_gemm_async(ps[static_cast<std::size_t>(i % routings)], path, sizes, gem_cublas(), ws.p,
+                                            ws.n, s));
       });
     } else if (v == variant::anchor_grouped) {
       std::vector<grouped_anchor> an;
@@ -240,6 +247,30 @@ void bm_copy(benchmark::State& state) {
   (void)cudaStreamDestroy(s);
 }
 
+/// The copy ceiling at a decode GEMM's size: a device-to-device copy whose bytes read plus written
+/// equal the weight bytes that GEMM streams (mean active experts of the same four routings), timed
+/// like the GEMM (8 calls back to back). Small copies do not reach the 2 GiB copy's rate either
+/// (launch and ramp-up), so this is the ceiling a kernel of that size can be read against.
+void bm_copy_matched(benchmark::State& state, model m, std::int32_t T, which wh) {
+  cudaStream_t s;
+  GEM_BENCH_CHECK(cudaStreamCreate(&s));
+  double active = 0;
+  for (const auto& r : make_routings(m, T)) active += r.active / static_cast<double>(routings);
+  const double per_expert = wh == which::ffn ? 3.0 * m.inter * m.hidden * 2 : wh == which::gate_up ? 2.0 * m.inter * m.hidden * 2 : 1.0 * m.inter * m.hidden * 2;
+  const auto bytes = static_cast<std::size_t>(active * per_expert / 2) / 256 * 256;
+  // Rotate over enough buffer pairs (>= 256 MB in all) that the copies are not served from L2,
+  // as the GEMM's four routings rotate over different experts.
+  const std::size_t pairs = std::clamp<std::size_t>((std::size_t{256} << 20) / std::max<std::size_t>(2 * bytes, 1) + 1, 2, 64);
+  device_array<unsigned char> a(bytes * pairs), b(bytes * pairs);
+  GEM_BENCH_CHECK(cudaMemset(a.p, 1, a.n));
+  gem::bench::time_calls(state, s, 8, [&](int i) {
+    const std::size_t o = static_cast<std::size_t>(i) % pairs * bytes;
+    GEM_BENCH_CHECK(cudaMemcpyAsync(b.p + o, a.p + o, bytes, cudaMemcpyDeviceToDevice, s));
+  });
+  state.counters["bytes"] = 2.0 * static_cast<double>(bytes);
+  (void)cudaStreamDestroy(s);
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -248,6 +279,7 @@ int main(int argc, char** argv) {
   const std::pair<which, const char*> whiches[] = {{which::gate_up, "gate_up"}, {which::down, "down"}, {which::ffn, "ffn"}};
   const std::pair<variant, const char*> variants[] = {{variant::gem_auto, "gem_auto"},
                                                       {variant::gem_device, "gem_device"},
+                                                      {variant::gem_device32, "gem_device_32row"},
                                                       {variant::gem_per_group, "gem_per_group_fanout"},
                                                       {variant::gem_padded, "gem_padded128"},
                                                       {variant::gem_bucketed32, "gem_bucketed_pad32"},
@@ -258,12 +290,17 @@ int main(int argc, char** argv) {
       for (const auto& [wh, wname] : whiches)
         for (const auto& [v, vname] : variants) {
           if (v == variant::gem_device && T > 128) continue;
+          if (v == variant::gem_device32 && (T < 16 || T > 128 || wh == which::ffn)) continue;
           if (v == variant::gem_per_group && (T < 128 || wh == which::ffn)) continue;
           if (v == variant::gem_padded && T < 1024) continue;
           if (v == variant::gem_bucketed32 && (T != 1024 || wh == which::ffn)) continue;
           if (wh == which::ffn && (v == variant::anchor_grouped || v == variant::anchor_loop)) continue;
           const std::string name = std::string("gemm/") + m.name + "/" + wname + "/T=" + std::to_string(T) + "/" + vname;
           benchmark::RegisterBenchmark(name.c_str(), bm_gemm, m, T, wh, v)->UseManualTime()->Unit(benchmark::kMicrosecond);
+          if (v == variant::gem_device && T <= 16) {
+            const std::string copy = std::string("gemm/") + m.name + "/" + wname + "/T=" + std::to_string(T) + "/anchor_copy_matched";
+            benchmark::RegisterBenchmark(copy.c_str(), bm_copy_matched, m, T, wh)->UseManualTime()->Unit(benchmark::kMicrosecond);
+          }
         }
   benchmark::RunSpecifiedBenchmarks();
   benchmark::Shutdown();

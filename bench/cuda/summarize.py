@@ -97,7 +97,11 @@ def main():
                    f"{b['flops'] / b['us'] / 1e6:.0f}"]
             if dv:
                 tbs = dv["weight_bytes"] / dv["us"] / 1e6
-                row += [fmt(dv["us"]), f"{tbs:.2f}" + (f" ({100 * tbs / copy_tbs:.0f}%)" if copy_tbs else "")]
+                cm = g.get(base + "/anchor_copy_matched")  # a copy moving the same bytes (decode sizes)
+                share = f"{100 * tbs / copy_tbs:.0f}%" if copy_tbs else ""
+                if cm:
+                    share += f"; {100 * tbs / (cm['bytes'] / cm['us'] / 1e6):.0f}% of a same-size copy"
+                row += [fmt(dv["us"]), f"{tbs:.2f}" + (f" ({share})" if share else "")]
             else:
                 row += ["–", "–"]
             pg = g.get(base + "/gem_per_group_fanout")

@@ -132,10 +132,14 @@ TEST_CASE("every grouped GEMM path matches a float64 reference on skewed and emp
     std::int32_t G, n, k, max_rows, hot, tile, rows_hint;
   };
   gc::cublas_workers workers(2);
-  // K = 512, 256, 1024, 2048 exercise every K split of the device kernel; n = 48 a partial column block
+  // K = 512, 256, 1024, 2048 exercise every K split of the device kernel; n = 48 a partial column
+  // block; rows_hint 32 and 64 its 32- and 64-row passes (one warp per column tile; n = 96 and 144
+  // leave part of the 128-column block empty), and the hot groups several passes of each size.
   for (const auto& s : {shape{8, 256, 512, 3, 1, 1, 8}, shape{16, 128, 256, 12, 40, 8, 16},
                         shape{32, 64, 1024, 20, 150, 16, 8}, shape{4, 512, 256, 0, 300, 1, 8},
-                        shape{6, 48, 2048, 5, 9, 1, 8}, shape{8, 48, 256, 4, 2, 4, 8}}) {
+                        shape{6, 48, 2048, 5, 9, 1, 8}, shape{8, 48, 256, 4, 2, 4, 8},
+                        shape{12, 96, 512, 30, 70, 1, 32}, shape{8, 144, 768, 60, 130, 4, 64},
+                        shape{6, 256, 1024, 40, 33, 1, 64}}) {
     const auto g = make_groups(skewed_counts(rng, s.G, s.max_rows, s.hot), s.tile);
     const auto x = random_bf16(rng, static_cast<std::size_t>(g.capacity) * s.k, 1.0f);
     const auto w = random_bf16(rng, static_cast<std::size_t>(s.G) * s.n * s.k, 1.0f / std::sqrt(static_cast<float>(s.k)));
@@ -150,7 +154,8 @@ TEST_CASE("every grouped GEMM path matches a float64 reference on skewed and emp
     const gc::host_group_sizes sizes{g.counts, g.offsets};
     for (const auto path : all_paths) {
       for (const std::int32_t variant : {0, 1}) {
-        // variant 1: the device path told the exact number of active groups; per_group fanned out
+        // variant 1: the device path told the exact number of active groups and given no host
+        // sizes (its passes then follow rows_hint, not the largest group); per_group fanned out
         if (variant && path != gc::gemm_path::device_counts && path != gc::gemm_path::per_group) continue;
         const std::int32_t max_active = variant && path == gc::gemm_path::device_counts ? 3 : 0;
         const auto ctx = variant && path == gc::gemm_path::per_group ? workers.context() : gc::cublas_context{handle.h};
@@ -165,7 +170,10 @@ TEST_CASE("every grouped GEMM path matches a float64 reference on skewed and emp
                                          : 0;
         device_buffer<unsigned char> ws(gc::grouped_gemm_workspace_size(p, path) + 1);
         d_y.poison(0xff);
-        REQUIRE(gc::grouped_gemm_async(p, path, sizes, ctx, ws.get(), ws.size(), nullptr).ok());
+        const bool no_sizes = variant && path == gc::gemm_path::device_counts;
+        REQUIRE(gc::grouped_gemm_async(p, path, no_sizes ? gc::host_group_sizes{} : sizes, ctx, ws.get(), ws.size(),
+                                       nullptr)
+                    .ok());
         REQUIRE(cudaDeviceSynchronize() == cudaSuccess);
         const bool rooms = path == gc::gemm_path::bucketed ||
                            (path == gc::gemm_path::automatic && gc::choose_gemm_path(p, sizes) == gc::gemm_path::bucketed);
@@ -189,7 +197,7 @@ TEST_CASE("every expert FFN path matches a float64 reference") {
     std::vector<std::int32_t> counts;
   };
   const ffn_case cases[] = {{256, 128, {1, 0, 0, 2, 0, 1, 1, 0}}, {256, 128, skewed_counts(rng, G, 30, 70)},
-                            {1024, 256, {0, 3, 0, 0, 1, 0, 40, 2}}};
+                            {1024, 256, {0, 3, 0, 0, 1, 0, 40, 2}}, {512, 160, skewed_counts(rng, G, 25, 20)}};
   for (const auto& [H, I, counts] : cases) {
     const auto g = make_groups(counts, 4);
     const auto x = random_bf16(rng, static_cast<std::size_t>(g.capacity) * H, 1.0f);

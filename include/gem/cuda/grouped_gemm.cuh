@@ -81,7 +81,8 @@ struct grouped_gemm_problem {
                                    ///< (bucketed: rows inside an active group's room are)
   const std::int32_t* counts = nullptr;   ///< device [G]
   const std::int32_t* offsets = nullptr;  ///< device [G+1]
-  std::int32_t rows_hint = 8;      ///< rows per group the device path expects (more still work, slower)
+  std::int32_t rows_hint = 8;      ///< device path without host sizes: rows per group expected (> 8: 32-row
+                                   ///< passes; more rows still work, with more passes)
   std::int32_t max_active_groups = 0;  ///< device path: at most this many groups have rows (0: G); e.g. T*k
 };
 
@@ -162,11 +163,18 @@ class cublas_workers {
 // Regime boundaries for gemm_path::automatic, from bench/cuda/grouped_gemm_bench.cu on the H200
 // (2026-11-29, bench/RESULTS.md): the device kernel streams weights at >= 100% of copy bandwidth
 // up to 8 rows per group and wins up to ~16 (DeepSeek-V3 T=128: 3.34 ms vs 3.86 ms grouped cuBLAS);
-// cublasGemmGroupedBatchedEx wins at 16-128 rows per active group (Qwen3 T=1024: 0.30 ms vs 1.5 ms
+// with 32- and 64-row passes (one warp per column tile) it runs up to 64 rows per group;
+// cublasGemmGroupedBatchedEx wins at 64-128 rows per active group (Qwen3 T=1024: 0.30 ms vs 1.5 ms
 // per-group loop) and loses 1.7-2.3x to the per-group loop from ~256 rows (Mixtral T=1024 down:
 // 1.07 ms vs 0.46 ms; DeepSeek-V3 T=8192: 15.2 ms vs 8.2 ms).
-constexpr std::int32_t device_path_max_rows = 16;
+constexpr std::int32_t device_path_max_rows = 32;
 constexpr std::int32_t per_group_min_mean_rows = 192;
+// A few large experts past the device path (Mixtral T=128: 8 groups of 32-45 rows, 117-235 MB of
+// weights each): one cublasGemmEx per group over 4 streams, 450 / 245 us against 509 / 256 us for
+// the grouped call (gate/up, down). Host cost ~8 us per call, so only for few groups whose GEMM
+// streams much longer than that (DeepSeek-V3 down, 29 MB a group: per-group 1.2x slower).
+constexpr std::int32_t per_group_max_few_groups = 16;
+constexpr double per_group_min_group_bytes = 48.0 * (1 << 20);
 // Bucketed batched cuBLAS (one cublasGemmBatchedEx per distinct room) on tile-padded layouts: from
 // 16 active groups, when rooms repeat (>= 4 groups per distinct room), at >= 32 rows per group and
 // <= 1.5x padding. H200, 2026-11-29: T=8192 on 128-padded layouts 541-686 TFLOP/s (DeepSeek-V3,
@@ -183,6 +191,11 @@ constexpr std::int32_t max_cublas_groups = 1024;
 
 namespace detail {
 inline status bad_argument() noexcept { return {status_code::invalid_argument, cudaSuccess, 0}; }
+inline std::int32_t max_rows(const host_group_sizes& s) noexcept {
+  std::int32_t most = 0;
+  for (const auto c : s.counts) most = std::max(most, c);
+  return most;
+}
 inline std::size_t align256(std::size_t v) noexcept { return (v + 255) / 256 * 256; }
 }  // namespace detail
 
@@ -216,7 +229,9 @@ inline std::size_t align256(std::size_t v) noexcept { return (v + 255) / 256 * 2
         static_cast<double>(room_rows) <= bucketed_max_padding * static_cast<double>(rows))
       return gemm_path::bucketed;
   }
-  return many_rows ? gemm_path::per_group : gemm_path::grouped;
+  const bool few_large = active <= per_group_max_few_groups &&
+                         2.0 * static_cast<double>(p.n) * static_cast<double>(p.k) >= per_group_min_group_bytes;
+  return many_rows || few_large ? gemm_path::per_group : gemm_path::grouped;
 }
 
 /// Whether `path` can run `p`: sizes positive; the device path needs n % 16 == 0 and k % 32 == 0
@@ -241,9 +256,22 @@ inline std::size_t align256(std::size_t v) noexcept { return (v + 255) / 256 * 2
 
 namespace detail {
 
+/// Row tiles of 8 the device kernel keeps per pass for groups of up to `rows` rows: 1 (split K) up
+/// to 8 rows, else 4 (one warp per column tile; more rows take more passes). H200, 2026-11-29
+/// (bench/RESULTS.md): at 9-16 rows the 32-row pass beat split-K 16-row passes by 2-7% (DeepSeek-V3
+/// T=128 down 1.77 vs 1.90 ms); 64-row passes ran at 2.5-3.2 TB/s against 3.5-3.9 for 32-row
+/// passes (x read from L1 at four times the weights' bytes, and register spills).
+constexpr int gemv_row_tiles(std::int32_t rows) noexcept { return rows <= 8 ? 1 : 4; }
+
+template <int MT, bool Gated>
+void launch_gemv_kernel(dim3 grid, const gemv_params& q, cudaStream_t stream) noexcept {
+  grouped_gemv_kernel<MT, Gated><<<grid, gemv_threads, 0, stream>>>(q);
+}
+
 inline status launch_gemv(const grouped_gemm_problem& p, bool gated, std::int32_t up_offset, std::int64_t w_stride,
                           cudaStream_t stream) noexcept {
-  const std::int32_t ks = gemv_ksplit(p.k);
+  const int mt = gemv_row_tiles(p.rows_hint);
+  const std::int32_t ks = mt >= 4 ? 1 : gemv_ksplit(p.k);  // 32+ rows a pass: one warp per column tile
   const std::int32_t active = p.max_active_groups > 0 ? std::min(p.max_active_groups, p.num_groups) : p.num_groups;
   const std::int32_t cols = gemv_cols * (gemv_warps / ks);
   const std::int32_t col_blocks = (p.n + cols - 1) / cols;
@@ -255,14 +283,8 @@ inline status launch_gemv(const grouped_gemm_problem& p, bool gated, std::int32_
       std::min<std::int64_t>(gemv_block_bytes / std::max<std::int64_t>(block_bytes, 1), fill), 1, col_blocks));
   gemv_params q{p.x, p.w, p.y, p.counts, p.offsets, p.num_groups, p.n, p.k, w_stride, up_offset, ks, col_blocks, per_block};
   const dim3 grid(static_cast<unsigned>((col_blocks + per_block - 1) / per_block), static_cast<unsigned>(active));
-  const bool wide = p.rows_hint > 8;
-  if (gated) {
-    if (wide) grouped_gemv_kernel<2, true><<<grid, gemv_threads, 0, stream>>>(q);
-    else grouped_gemv_kernel<1, true><<<grid, gemv_threads, 0, stream>>>(q);
-  } else {
-    if (wide) grouped_gemv_kernel<2, false><<<grid, gemv_threads, 0, stream>>>(q);
-    else grouped_gemv_kernel<1, false><<<grid, gemv_threads, 0, stream>>>(q);
-  }
+  if (mt == 1) gated ? launch_gemv_kernel<1, true>(grid, q, stream) : launch_gemv_kernel<1, false>(grid, q, stream);
+  else gated ? launch_gemv_kernel<4, true>(grid, q, stream) : launch_gemv_kernel<4, false>(grid, q, stream);
   return from_cuda(cudaGetLastError());
 }
 
@@ -397,6 +419,11 @@ inline status run_bucketed(const grouped_gemm_problem& p, const host_group_sizes
                                                cudaStream_t stream) noexcept {
   if (path == gemm_path::automatic) path = choose_gemm_path(p, sizes);
   if (auto s = can_implement(p, path); !s) return s;
+  if (path == gemm_path::device_counts && !sizes.empty()) {  // the row tiles from the real sizes
+    auto q = p;
+    q.rows_hint = detail::max_rows(sizes);
+    return detail::launch_gemv(q, false, 0, static_cast<std::int64_t>(q.n) * q.k, stream);
+  }
   if (workspace_bytes < grouped_gemm_workspace_size(p, path)) return {status_code::workspace_too_small, cudaSuccess, 0};
   if (path != gemm_path::device_counts &&
       (sizes.counts.size() != static_cast<std::size_t>(p.num_groups) ||
@@ -482,6 +509,7 @@ inline std::size_t act_bytes(const expert_ffn_problem& f) noexcept {
   if (path == gemm_path::device_counts) {
     auto gu = detail::gate_up_part(f, act);
     gu.n = f.inter;  // the kernel writes silu(gate) * up: I columns per row
+    if (!sizes.empty()) gu.rows_hint = detail::max_rows(sizes);
     if (auto s = detail::launch_gemv(gu, true, f.inter, static_cast<std::int64_t>(2) * f.inter * f.hidden, stream); !s)
       return s;
     return grouped_gemm_async(detail::down_part(f, act), path, sizes, cublas, nullptr, 0, stream);

@@ -116,15 +116,24 @@ __device__ __forceinline__ std::int32_t nth_active_group(const std::int32_t* cou
 
 /// Grouped y_g = x_g · w_g^T for few rows per group, streaming each active group's weights once.
 /// Grid: x = runs of col_blocks_per_block column blocks of 16 * (8 / ksplit) columns, y = (at
-/// most) the number of active groups;
-/// block y finds the y-th group with rows. Warp w takes column tile w / ksplit and the K slice
-/// w % ksplit. Rows are processed 8*MT at a time (more rows: more passes over the same weights,
-/// from L2). Gated: each tile also streams the matching up rows and writes silu(x·gate) * (x·up).
+/// most) the number of active groups; block y finds the y-th group with rows. Warp w takes column
+/// tile w / ksplit and the K slice w % ksplit. Rows are processed 8*MT at a time (more rows: more
+/// passes over the same weights). Gated: each tile also streams the matching up rows and writes
+/// silu(x·gate) * (x·up).
+/// MT <= 2 (up to 16 rows a pass): warps split K (ksplit from gemv_ksplit) and sum their slices
+/// through shared memory. MT >= 4 (32 or 64 rows a pass; ksplit must be 1): each warp owns one
+/// 16-column tile over all of K and writes straight from registers, and the block's 8 warps read
+/// the same x rows at nearly the same time, so x comes from L1 and L2 serves it once per 128
+/// columns (split K would fetch x from L2 once per 16 columns: at 32 rows, twice the weights'
+/// bytes).
 template <int MT, bool Gated>
 __global__ void __launch_bounds__(gemv_threads, 2) grouped_gemv_kernel(gemv_params p) {
   constexpr int NT = Gated ? 2 : 1;
-  constexpr int U = gemv_loads_in_flight / (2 * NT);
-  __shared__ float red[gemv_warps][MT * NT * 4][32];
+  constexpr bool direct = MT >= 4;
+  // One row tile (decode): twice the weight loads in flight, so that a warp's few chunks of a small
+  // GEMM (6-30 MB of weights at T = 1) take one or two round trips instead of two to four.
+  constexpr int U = (MT == 1 ? 2 : 1) * gemv_loads_in_flight / (2 * NT);
+  __shared__ float red[direct ? 1 : gemv_warps][direct ? 1 : MT * NT * 4][32];
   __shared__ std::int32_t scratch[gemv_warps + 2];
 
   const std::int32_t g = nth_active_group(p.counts, p.num_groups, static_cast<std::int32_t>(blockIdx.y), scratch);
@@ -133,25 +142,21 @@ __global__ void __launch_bounds__(gemv_threads, 2) grouped_gemv_kernel(gemv_para
   const std::int64_t row0 = p.offsets[g];
   const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
   const int gl = lane >> 2, cl = lane & 3;
-  const int ks = p.ksplit, tiles = gemv_warps / ks;
+  const int ks = direct ? 1 : p.ksplit, tiles = gemv_warps / ks;
   const int ctile = warp / ks, kslice = warp % ks;
   for (std::int32_t j = 0; j < p.col_blocks_per_block; ++j) {
     const std::int32_t cb = static_cast<std::int32_t>(blockIdx.x) * p.col_blocks_per_block + j;
     if (cb >= p.col_blocks) break;
     const std::int32_t n0 = (cb * tiles + ctile) * gemv_cols;
     const bool col_ok = n0 < p.n_out;
+    if (direct && !col_ok) break;  // no block-wide barrier follows on this path
     const std::int32_t K = p.k;
     const std::int32_t chunks = col_ok ? K / 32 : 0;
 
     const __nv_bfloat16* wg = p.w + static_cast<std::int64_t>(g) * p.w_group_stride;
-    const __nv_bfloat16* wlo[NT];
-    const __nv_bfloat16* whi[NT];
-  #pragma unroll
-    for (int t = 0; t < NT; ++t) {
-      const std::int32_t r = (col_ok ? n0 : 0) + gl + (t == 1 ? p.up_offset : 0);
-      wlo[t] = wg + static_cast<std::int64_t>(r) * K + cl * 8;
-      whi[t] = wg + static_cast<std::int64_t>(r + 8) * K + cl * 8;
-    }
+    // Weight rows gl and gl + 8 of the tile (tile t = 1: the up half, up_offset rows further).
+    const __nv_bfloat16* wlo = wg + static_cast<std::int64_t>((col_ok ? n0 : 0) + gl) * K + cl * 8;
+    const std::int64_t hi_off = 8 * static_cast<std::int64_t>(K), up_off = static_cast<std::int64_t>(p.up_offset) * K;
 
     for (std::int32_t rp = 0; rp < m; rp += 8 * MT) {
       float acc[MT][NT][4];
@@ -159,16 +164,11 @@ __global__ void __launch_bounds__(gemv_threads, 2) grouped_gemv_kernel(gemv_para
       for (int i = 0; i < MT; ++i)
   #pragma unroll
         for (int t = 0; t < NT; ++t) acc[i][t][0] = acc[i][t][1] = acc[i][t][2] = acc[i][t][3] = 0.0f;
-      const __nv_bfloat16* xr[MT];
-      bool xok[MT];
-  #pragma unroll
-      for (int i = 0; i < MT; ++i) {
-        const std::int32_t r = rp + i * 8 + gl;
-        xok[i] = r < m;
-        xr[i] = p.x + (row0 + (xok[i] ? r : 0)) * K + cl * 8;
-      }
+      // x row rp + 8 i + gl at xr + 8 i K (formed only for rows of the group).
+      const __nv_bfloat16* xr = p.x + (row0 + rp + gl) * K + cl * 8;
+      const std::int32_t rows_left = m - rp - gl;  // row tile i holds a row of this lane when 8 i < rows_left
       for (std::int32_t c0 = kslice; c0 < chunks; c0 += ks * U) {
-        uint4 lo[U][NT], hi[U][NT], xv[U][MT];
+        uint4 lo[U][NT], hi[U][NT];
   #pragma unroll
         for (int u = 0; u < U; ++u) {
           const std::int32_t c = c0 + u * ks;
@@ -176,53 +176,95 @@ __global__ void __launch_bounds__(gemv_threads, 2) grouped_gemv_kernel(gemv_para
           const std::int64_t koff = static_cast<std::int64_t>(c) * 32;
   #pragma unroll
           for (int t = 0; t < NT; ++t) {
-            lo[u][t] = ok ? ld_stream(wlo[t] + koff) : uint4{0, 0, 0, 0};
-            hi[u][t] = ok ? ld_stream(whi[t] + koff) : uint4{0, 0, 0, 0};
+            const __nv_bfloat16* wt = wlo + (t == 1 ? up_off : 0) + koff;
+            lo[u][t] = ok ? ld_stream(wt) : uint4{0, 0, 0, 0};
+            hi[u][t] = ok ? ld_stream(wt + hi_off) : uint4{0, 0, 0, 0};
+          }
+        }
+        if constexpr (direct) {
+          // x rows one 8-row tile at a time (L1 hits after the block's first warp), as the weights
+          // arrive; weights past K are zeros, so their x may stay zero too.
+  #pragma unroll
+          for (int u = 0; u < U; ++u) {
+            const std::int32_t c = c0 + u;
+            const std::int64_t koff = static_cast<std::int64_t>(c) * 32;
+  #pragma unroll
+            for (int i = 0; i < MT; ++i) {
+              const uint4 xv = c < chunks && 8 * i < rows_left ? ld_cached(xr + (8 * i * static_cast<std::int64_t>(K) + koff)) : uint4{0, 0, 0, 0};
+  #pragma unroll
+              for (int t = 0; t < NT; ++t) mma_chunk(acc[i][t], lo[u][t], hi[u][t], xv);
+            }
+          }
+        } else {
+          uint4 xv[U][MT];
+  #pragma unroll
+          for (int u = 0; u < U; ++u) {
+            const std::int32_t c = c0 + u * ks;
+            const std::int64_t koff = static_cast<std::int64_t>(c) * 32;
+  #pragma unroll
+            for (int i = 0; i < MT; ++i)
+              xv[u][i] = c < chunks && 8 * i < rows_left ? ld_cached(xr + (8 * i * static_cast<std::int64_t>(K) + koff)) : uint4{0, 0, 0, 0};
           }
   #pragma unroll
-          for (int i = 0; i < MT; ++i) xv[u][i] = ok && xok[i] ? ld_cached(xr[i] + koff) : uint4{0, 0, 0, 0};
+          for (int u = 0; u < U; ++u)
+  #pragma unroll
+            for (int i = 0; i < MT; ++i)
+  #pragma unroll
+              for (int t = 0; t < NT; ++t) mma_chunk(acc[i][t], lo[u][t], hi[u][t], xv[u][i]);
         }
-  #pragma unroll
-        for (int u = 0; u < U; ++u)
-  #pragma unroll
-          for (int i = 0; i < MT; ++i)
-  #pragma unroll
-            for (int t = 0; t < NT; ++t) mma_chunk(acc[i][t], lo[u][t], hi[u][t], xv[u][i]);
       }
-      // Sum the K slices of each column tile.
+      if constexpr (direct) {
+        // Accumulator q of row tile i: output column n0 + gl (+8 for q >= 2), x row 2*cl + (q & 1).
   #pragma unroll
-      for (int i = 0; i < MT; ++i)
+        for (int i = 0; i < MT; ++i)
   #pragma unroll
-        for (int t = 0; t < NT; ++t)
-  #pragma unroll
-          for (int q = 0; q < 4; ++q) red[warp][(i * NT + t) * 4 + q][lane] = acc[i][t][q];
-      __syncthreads();
-      for (int idx = tid; idx < tiles * MT * 4 * 32; idx += gemv_threads) {
-        const int tile = idx / (MT * 128), rem = idx % (MT * 128);
-        const int i = rem / 128, q = (rem / 32) % 4, ln = rem % 32;
-        const std::int32_t tn0 = (cb * tiles + tile) * gemv_cols;
-        if (tn0 >= p.n_out) continue;
-        float v[NT];
-  #pragma unroll
-        for (int t = 0; t < NT; ++t) {
-          float s = 0.0f;
-          for (int w = tile * ks; w < (tile + 1) * ks; ++w) s += red[w][(i * NT + t) * 4 + q][ln];
-          v[t] = s;
-        }
-        const int col = (ln >> 2) + (q >= 2 ? 8 : 0);
-        const std::int32_t r = rp + i * 8 + 2 * (ln & 3) + (q & 1);
-        if (r < m) {
-          float out = v[0];
-          if constexpr (Gated) {
-            // Round like the unfused path does (bf16 gate and up), so the paths agree closely.
-            const float gate = __bfloat162float(__float2bfloat16_rn(v[0]));
-            const float up = __bfloat162float(__float2bfloat16_rn(v[NT - 1]));
-            out = silu_mul(gate, up);
+          for (int q = 0; q < 4; ++q) {
+            const std::int32_t r = rp + i * 8 + 2 * cl + (q & 1);
+            if (r >= m) continue;
+            float out = acc[i][0][q];
+            if constexpr (Gated) {
+              const float gate = __bfloat162float(__float2bfloat16_rn(acc[i][0][q]));
+              const float up = __bfloat162float(__float2bfloat16_rn(acc[i][NT - 1][q]));
+              out = silu_mul(gate, up);
+            }
+            p.y[(row0 + r) * p.n_out + n0 + gl + (q >= 2 ? 8 : 0)] = __float2bfloat16_rn(out);
           }
-          p.y[(row0 + r) * p.n_out + tn0 + col] = __float2bfloat16_rn(out);
+      } else {
+        // Sum the K slices of each column tile.
+    #pragma unroll
+        for (int i = 0; i < MT; ++i)
+    #pragma unroll
+          for (int t = 0; t < NT; ++t)
+    #pragma unroll
+            for (int q = 0; q < 4; ++q) red[warp][(i * NT + t) * 4 + q][lane] = acc[i][t][q];
+        __syncthreads();
+        for (int idx = tid; idx < tiles * MT * 4 * 32; idx += gemv_threads) {
+          const int tile = idx / (MT * 128), rem = idx % (MT * 128);
+          const int i = rem / 128, q = (rem / 32) % 4, ln = rem % 32;
+          const std::int32_t tn0 = (cb * tiles + tile) * gemv_cols;
+          if (tn0 >= p.n_out) continue;
+          float v[NT];
+    #pragma unroll
+          for (int t = 0; t < NT; ++t) {
+            float s = 0.0f;
+            for (int w = tile * ks; w < (tile + 1) * ks; ++w) s += red[w][(i * NT + t) * 4 + q][ln];
+            v[t] = s;
+          }
+          const int col = (ln >> 2) + (q >= 2 ? 8 : 0);
+          const std::int32_t r = rp + i * 8 + 2 * (ln & 3) + (q & 1);
+          if (r < m) {
+            float out = v[0];
+            if constexpr (Gated) {
+              // Round like the unfused path does (bf16 gate and up), so the paths agree closely.
+              const float gate = __bfloat162float(__float2bfloat16_rn(v[0]));
+              const float up = __bfloat162float(__float2bfloat16_rn(v[NT - 1]));
+              out = silu_mul(gate, up);
+            }
+            p.y[(row0 + r) * p.n_out + tn0 + col] = __float2bfloat16_rn(out);
+          }
         }
+        __syncthreads();
       }
-      __syncthreads();
     }
   }  // column blocks
 }

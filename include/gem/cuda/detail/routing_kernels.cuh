@@ -75,19 +75,29 @@ __device__ __forceinline__ std::int32_t routing_group(const routing_params& p, s
 /// took 28.6 us at 8K; small tiles spread the placing over many SMs.
 constexpr int routing_per_lane = 2;
 
+/// Issues the loads of this thread's ids and weights in the tile starting at `tile_begin` (past the
+/// end: id 0, weight 1); routing_keys turns the ids into groups. Split so that a kernel can clear
+/// its shared memory while the loads are in flight.
 template <class Id>
-__device__ __forceinline__ void routing_load(const routing_params& p, const Id* __restrict__ ids,
-                                             const float* __restrict__ weights, std::int32_t tile_begin,
-                                             std::int32_t (&key)[routing_per_lane], float (&wt)[routing_per_lane]) {
+__device__ __forceinline__ void routing_fetch(const routing_params& p, const Id* __restrict__ ids,
+                                              const float* __restrict__ weights, std::int32_t tile_begin,
+                                              Id (&v)[routing_per_lane], float (&wt)[routing_per_lane]) {
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
   const std::int32_t base = tile_begin + warp * 32 * routing_per_lane + lane;
-  Id v[routing_per_lane];
 #pragma unroll
   for (int u = 0; u < routing_per_lane; ++u) {
     const std::int32_t i = base + u * 32;
     v[u] = i < p.num_assignments ? ids[i] : Id{0};
     wt[u] = i < p.num_assignments && weights ? weights[i] : 1.0f;
   }
+}
+
+/// Group of each fetched assignment (-1: id out of range, -2: past the end).
+template <class Id>
+__device__ __forceinline__ void routing_keys(const routing_params& p, std::int32_t tile_begin,
+                                             const Id (&v)[routing_per_lane], std::int32_t (&key)[routing_per_lane]) {
+  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+  const std::int32_t base = tile_begin + warp * 32 * routing_per_lane + lane;
 #pragma unroll
   for (int u = 0; u < routing_per_lane; ++u) {
     const std::int32_t i = base + u * 32;
@@ -102,12 +112,14 @@ __global__ void __launch_bounds__(1024) routing_count_kernel(routing_params p, c
                                                              std::int32_t* __restrict__ tile_hist) {
   extern __shared__ std::int32_t hist[];  // [G + 1]
   const std::int32_t G = p.num_groups;
-  for (std::int32_t g = threadIdx.x; g <= G; g += blockDim.x) hist[g] = 0;
-  __syncthreads();
+  Id v[routing_per_lane];
   std::int32_t key[routing_per_lane];
   float wt[routing_per_lane];
-  const std::int32_t tile = static_cast<std::int32_t>(blockDim.x) * routing_per_lane;
-  routing_load<Id>(p, ids, nullptr, static_cast<std::int32_t>(blockIdx.x) * tile, key, wt);
+  const std::int32_t tile_begin = static_cast<std::int32_t>(blockIdx.x * blockDim.x) * routing_per_lane;
+  routing_fetch<Id>(p, ids, nullptr, tile_begin, v, wt);
+  for (std::int32_t g = threadIdx.x; g <= G; g += blockDim.x) hist[g] = 0;
+  routing_keys<Id>(p, tile_begin, v, key);
+  __syncthreads();
 #pragma unroll
   for (int u = 0; u < routing_per_lane; ++u)
     if (key[u] != -2) atomicAdd(&hist[key[u] >= 0 ? key[u] : G], 1);
@@ -167,12 +179,14 @@ __global__ void __launch_bounds__(1024, 1) routing_place_kernel(routing_params p
   const std::int32_t tile = static_cast<std::int32_t>(blockDim.x) * routing_per_lane;
   const std::int32_t b = static_cast<std::int32_t>(blockIdx.x);
 
+  Id v[routing_per_lane];
+  std::int32_t key[routing_per_lane];
+  float wt[routing_per_lane];
+  routing_fetch<Id>(p, ids, weights, b * tile, v, wt);  // in flight while shared memory is cleared
   for (std::int32_t i = tid; i < W * G; i += blockDim.x) hist[i] = 0;
   for (std::int32_t i = tid; i < p.num_gpus; i += blockDim.x) gpu_acc[i] = 0;
   if (tid == 0) scratch[32] = 0;
-  std::int32_t key[routing_per_lane];
-  float wt[routing_per_lane];
-  routing_load<Id>(p, ids, weights, b * tile, key, wt);
+  routing_keys<Id>(p, b * tile, v, key);
   __syncthreads();
 
   const std::uint32_t lt_mask = (1u << lane) - 1u;
