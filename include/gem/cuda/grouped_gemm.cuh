@@ -18,7 +18,8 @@
 // expert_ffn_async takes the same steps for x -> silu(x·w1^T) * (x·w3^T) -> ·w2^T.
 // Prefill: route with routing_config::tile_rows = 32 (about 1K tokens) or 128 (about 8K tokens) so
 // that automatic can take the bucketed path (one batched cuBLAS call per distinct padded size);
-// decode (up to ~16 rows per group): device_counts, inside a captured graph if you like.
+// decode and small batches (up to 32 rows per group, e.g. T <= 128 with 64+ experts): device_counts,
+// inside a captured graph if you like.
 #pragma once
 
 #include <cublas_v2.h>

@@ -120,8 +120,8 @@ __device__ __forceinline__ std::int32_t nth_active_group(const std::int32_t* cou
 /// tile w / ksplit and the K slice w % ksplit. Rows are processed 8*MT at a time (more rows: more
 /// passes over the same weights). Gated: each tile also streams the matching up rows and writes
 /// silu(x·gate) * (x·up).
-/// MT <= 2 (up to 16 rows a pass): warps split K (ksplit from gemv_ksplit) and sum their slices
-/// through shared memory. MT >= 4 (32 or 64 rows a pass; ksplit must be 1): each warp owns one
+/// MT <= 2 (the launcher uses 1: 8 rows a pass): warps split K (gemv_ksplit) and sum their slices
+/// through shared memory. MT >= 4 (the launcher uses 4: 32 rows a pass; ksplit 1): each warp owns one
 /// 16-column tile over all of K and writes straight from registers, and the block's 8 warps read
 /// the same x rows at nearly the same time, so x comes from L1 and L2 serves it once per 128
 /// columns (split K would fetch x from L2 once per 16 columns: at 32 rows, twice the weights'
