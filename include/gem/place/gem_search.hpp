@@ -175,6 +175,13 @@ struct gem_layer_setup {
 /// Greedy packing of the items onto GPUs with at most caps[g] items each (heaviest first). With
 /// `use_model` a GPU's score is the model's seconds for its packing loads plus the item, times the
 /// anti-affinity penalty (and a seeded perturbation when `noise` > 0); without, the sum of loads.
+/// The item goes to the GPU of least score, the lowest index on ties.
+/// Without noise the GPUs are visited by increasing score before the item, `cur` (the seconds of
+/// their present loads, or the loads), and the scan stops at the first whose `cur` exceeds the best
+/// score so far: a GPU's score is at least its `cur`, since adding an expert never lowers a GPU's
+/// seconds (true of every model in gem/speed, and assumed by straggler_search's bounds) and the
+/// penalty is a factor >= 1. The result is the full scan's; only the model calls for GPUs that
+/// cannot win are skipped. With noise every GPU draws its perturbation, in index order.
 template <speed_model M>
 std::vector<std::int32_t> gem_pack(const M& model, std::int32_t G, std::int32_t E, const gem_layer_setup& st,
                                    const std::vector<std::int32_t>& caps, std::int32_t gpus_per_node, bool use_model,
@@ -184,13 +191,20 @@ std::vector<std::int32_t> gem_pack(const M& model, std::int32_t G, std::int32_t 
   std::vector<std::vector<double>> rows(static_cast<std::size_t>(G));
   std::vector<std::vector<std::int32_t>> experts(static_cast<std::size_t>(G));
   std::vector<double> load(static_cast<std::size_t>(G), 0.0);
+  const bool prune = !(noise > 0);
+  std::vector<double> cur(static_cast<std::size_t>(G), 0.0);  // score of GPU g before the item (0: empty)
+  std::vector<std::int32_t> by_cur(static_cast<std::size_t>(G));  // GPUs by (cur, index)
+  std::iota(by_cur.begin(), by_cur.end(), 0);
   for (const auto i : st.order) {
     const auto e = st.items[i].expert;
     const bool confined = !st.expert_node.empty() && st.expert_node[e] >= 0;
     std::int32_t best = -1;
     double best_score = 0;
     for (int pass = 0; pass < 3 && best < 0; ++pass)  // 1: allow a second copy on a GPU; 2: leave the node
-      for (std::int32_t g = 0; g < G; ++g) {
+      for (std::int32_t k = 0; k < G; ++k) {
+        const std::int32_t g = prune ? by_cur[k] : k;
+        // Without the model the score is cur + the item's load, itself non-decreasing in cur.
+        if (prune && best >= 0 && (use_model ? cur[g] : cur[g] + st.packing_load[i]) > best_score) break;
         if (static_cast<std::int32_t>(experts[g].size()) >= caps[g]) continue;
         if (pass < 2 && confined && g / gpus_per_node != st.expert_node[e]) continue;
         if (pass == 0 && std::find(experts[g].begin(), experts[g].end(), e) != experts[g].end()) continue;
@@ -207,13 +221,24 @@ std::vector<std::int32_t> gem_pack(const M& model, std::int32_t G, std::int32_t 
         } else {
           score = load[g] + st.packing_load[i];
         }
-        if (best < 0 || score < best_score) best = g, best_score = score;
+        if (best < 0 || score < best_score || (score == best_score && g < best)) best = g, best_score = score;
       }
     if (best < 0) throw config_error("gem_search: the slots cannot hold every replica (internal capacity error)");
     gpu_of[i] = best;
     rows[best].push_back(st.packing_load[i]);
     experts[best].push_back(e);
     load[best] += st.packing_load[i];
+    if (prune) {
+      // `best`'s score before the next item; it only grows, so it moves toward the back.
+      cur[best] = use_model ? static_cast<double>(model.seconds(gpu_id{best}, work{rows[best]})) : load[best];
+      auto k = static_cast<std::size_t>(std::find(by_cur.begin(), by_cur.end(), best) - by_cur.begin());
+      for (; k + 1 < by_cur.size(); ++k) {
+        const auto h = by_cur[k + 1];
+        if (cur[h] < cur[best] || (cur[h] == cur[best] && h < best)) by_cur[k] = h;
+        else break;
+      }
+      by_cur[k] = best;
+    }
   }
   return gpu_of;
 }

@@ -8,7 +8,6 @@
 #include <chrono>
 #include <cmath>
 #include <cstdint>
-#include <limits>
 #include <numeric>
 #include <span>
 #include <vector>
@@ -315,8 +314,15 @@ class straggler_search {
     const auto f = j >= 0 ? items_[j].expert : -1;
     const auto pos_i = position(a, i);
     const auto pos_j = j >= 0 ? position(b, j) : -1;
+    const auto x = active(e);
+    const auto y = f >= 0 ? active(f) : std::span<const std::int32_t>{};
+    std::size_t p = 0, q = 0;
     double d = 0;
-    for_union(e, f, [&](std::int32_t s) {
+    while (p < x.size() || q < y.size()) {  // the steps of x and y, merged
+      std::int32_t s;
+      if (q == y.size() || (p < x.size() && x[p] < y[q])) s = x[p++];
+      else if (p == x.size() || y[q] < x[p]) s = y[q++];
+      else s = x[p++], ++q;
       ++evals_;
       const double* c = &loads_[static_cast<std::size_t>(s) * E_];
       const double ci = c[e] * items_[i].share, cj = j >= 0 ? c[f] * items_[j].share : 0.0;
@@ -328,7 +334,7 @@ class straggler_search {
       const double T_b = T_[idx(s, b)];
       if (T_b > nm || (ci > 0 && T_b + single(b, ci) > nm)) nm = std::max(nm, exact(b, s, pos_j, true, ci));
       d += nm - top_[s].v[0];
-    });
+    }
     return d;
   }
 
