@@ -52,11 +52,16 @@ std::vector<double> probe_speeds(const M& model, std::int32_t num_gpus, std::int
 /// load per replica (EPLB's rule, in double; first expert on ties).
 inline std::vector<std::int32_t> replica_counts(std::span<const double> load, std::int32_t redundant) {
   std::vector<std::int32_t> cnt(load.size(), 1);
+  if (load.empty()) return cnt;
+  // per[e] = load[e] / cnt[e], updated when cnt[e] changes: the quotients the rule compares.
+  std::vector<double> per(load.begin(), load.end());
   for (std::int32_t r = 0; r < redundant; ++r) {
     std::size_t best = 0;
-    for (std::size_t e = 1; e < load.size(); ++e)
-      if (load[e] / cnt[e] > load[best] / cnt[best]) best = e;
+    double top = per[0];
+    for (std::size_t e = 1; e < per.size(); ++e)
+      if (per[e] > top) top = per[e], best = e;
     ++cnt[best];
+    per[best] = load[best] / cnt[best];
   }
   return cnt;
 }

@@ -173,6 +173,7 @@ class straggler_search {
           double best = -tol;
           std::int32_t best_b = -1, best_j = -1;
           std::int32_t tried = 0;
+          without(a, i);
           for (const auto b : targets) {
             if (b == a || !allowed(e, b) || holds(b, e)) continue;
             if (opt_.max_targets > 0 && tried++ >= opt_.max_targets) break;
@@ -277,6 +278,30 @@ class straggler_search {
     return static_cast<double>(model_->seconds(gpu_id{g}, work{row}));
   }
 
+  /// Prepares source_seconds() for item i leaving GPU a: a's rows in every step without i's, each
+  /// step's block followed by a free slot for the item that may come in.
+  void without(std::int32_t a, std::int32_t i) {
+    const std::size_t n = members_[a].size();
+    const auto pos = static_cast<std::size_t>(position(a, i));
+    const double* r = rows_of_[a].data();
+    source_rows_.resize(static_cast<std::size_t>(S_) * n);
+    for (std::int32_t s = 0; s < S_; ++s) {
+      const double* from = r + static_cast<std::size_t>(s) * n;
+      double* to = source_rows_.data() + static_cast<std::size_t>(s) * n;
+      std::copy(from, from + pos, to);
+      std::copy(from + pos + 1, from + n, to + pos);
+    }
+  }
+
+  /// exact(a, s, position of i, add, add_rows) for the GPU and item of the last without(a, i).
+  double source_seconds(std::int32_t a, std::int32_t s, bool add, double add_rows) {
+    const std::size_t n = members_[a].size();
+    double* r = source_rows_.data() + static_cast<std::size_t>(s) * n;
+    const std::size_t k = add ? n : n - 1;
+    if (add) r[n - 1] = add_rows;
+    return k == 0 ? 0.0 : static_cast<double>(model_->seconds(gpu_id{a}, work{std::span<const double>(r, k)}));
+  }
+
   /// Position of item i in members_[g].
   [[nodiscard]] std::int32_t position(std::int32_t g, std::int32_t i) const {
     const auto& m = members_[g];
@@ -312,7 +337,6 @@ class straggler_search {
   double delta(std::int32_t i, std::int32_t a, std::int32_t j, std::int32_t b) {
     const auto e = items_[i].expert;
     const auto f = j >= 0 ? items_[j].expert : -1;
-    const auto pos_i = position(a, i);
     const auto pos_j = j >= 0 ? position(b, j) : -1;
     const auto x = active(e);
     const auto y = f >= 0 ? active(f) : std::span<const std::int32_t>{};
@@ -330,7 +354,7 @@ class straggler_search {
       // The bound T + single(...) exceeds nm whenever T does (seconds are non-negative), so
       // single() is only computed when T alone does not decide.
       const double T_a = T_[idx(s, a)];
-      if (T_a > nm || (cj > 0 && T_a + single(a, cj) > nm)) nm = std::max(nm, exact(a, s, pos_i, j >= 0, cj));
+      if (T_a > nm || (cj > 0 && T_a + single(a, cj) > nm)) nm = std::max(nm, source_seconds(a, s, j >= 0, cj));
       const double T_b = T_[idx(s, b)];
       if (T_b > nm || (ci > 0 && T_b + single(b, ci) > nm)) nm = std::max(nm, exact(b, s, pos_j, true, ci));
       d += nm - top_[s].v[0];
@@ -398,6 +422,7 @@ class straggler_search {
   std::vector<std::vector<double>> rows_of_;  ///< per GPU: [S][members] rows (see rebuild_rows)
   std::vector<std::int32_t> gpu_of_;
   std::vector<double> rows_;
+  std::vector<double> source_rows_;  ///< see without()
   std::vector<char> dont_look_;
   double sum_max_ = 0;
   std::int64_t evals_ = 0;
