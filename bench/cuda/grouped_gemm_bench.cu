@@ -182,7 +182,10 @@ void bm_gemm(benchmark::State& state, model m, std::int32_t T, which wh, variant
       fs.push_back({.num_groups = m.experts, .hidden = m.hidden, .inter = m.inter, .capacity_rows = rows, .x = x.p,
                     .w13 = w.w13.p, .w2 = w.w2.p, .y = y.p, .counts = r.d_counts.p, .offsets = r.d_offsets.p,
                     .rows_hint = hint, .max_active_groups = max_active});
-    const auto path = v == variant::gem_device ? gc::gemm_path::device_counts : gc::gemm_path::automatic;
+    const auto path =
+        v == variant::gem_device || v == variant::gem_device32 ? gc::gemm_path::device_counts : gc::gemm_path::automatic;
+    if (v == variant::gem_device32)  // 32-row passes whatever the sizes: no host sizes, rows_hint 32
+      for (auto& f : fs) f.rows_hint = 32;
     std::size_t bytes = 0;
     for (auto p : {gc::gemm_path::device_counts, gc::gemm_path::grouped})
       bytes = std::max(bytes, gc::expert_ffn_workspace_size(fs[0], p));
@@ -192,8 +195,8 @@ void bm_gemm(benchmark::State& state, model m, std::int32_t T, which wh, variant
                  : path;
     gem::bench::time_calls(state, s, reps, [&](int i) {
       const auto& r = rs[static_cast<std::size_t>(i % routings)];
-      GEM_BENCH_OK(gc::expert_ffn_async(fs[static_cast<std::size_t>(i % routings)], path, {r.counts, r.offsets},
-                                        gem_cublas(), ws.p, ws.n, s));
+      const gc::host_group_sizes sizes = v == variant::gem_device32 ? gc::host_group_sizes{} : gc::host_group_sizes{r.counts, r.offsets};
+      GEM_BENCH_OK(gc::expert_ffn_async(fs[static_cast<std::size_t>(i % routings)], path, sizes, gem_cublas(), ws.p, ws.n, s));
     });
     state.counters["flops"] = 2.0 * useful_rows * 3.0 * m.inter * m.hidden;
     state.counters["weight_bytes"] = active * 3.0 * m.inter * m.hidden * 2;
@@ -290,7 +293,7 @@ int main(int argc, char** argv) {
       for (const auto& [wh, wname] : whiches)
         for (const auto& [v, vname] : variants) {
           if (v == variant::gem_device && T > 128) continue;
-          if (v == variant::gem_device32 && (T < 16 || T > 128 || wh == which::ffn)) continue;
+          if (v == variant::gem_device32 && (T < 16 || T > 128)) continue;
           if (v == variant::gem_per_group && (T < 128 || wh == which::ffn)) continue;
           if (v == variant::gem_padded && T < 1024) continue;
           if (v == variant::gem_bucketed32 && (T != 1024 || wh == which::ffn)) continue;

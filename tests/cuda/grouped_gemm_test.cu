@@ -197,7 +197,8 @@ TEST_CASE("every expert FFN path matches a float64 reference") {
     std::vector<std::int32_t> counts;
   };
   const ffn_case cases[] = {{256, 128, {1, 0, 0, 2, 0, 1, 1, 0}}, {256, 128, skewed_counts(rng, G, 30, 70)},
-                            {1024, 256, {0, 3, 0, 0, 1, 0, 40, 2}}, {512, 160, skewed_counts(rng, G, 25, 20)}};
+                            {1024, 256, {0, 3, 0, 0, 1, 0, 40, 2}}, {512, 160, skewed_counts(rng, G, 25, 20)},
+                            {768, 96, {12, 0, 9, 16, 0, 3, 11, 0}}};  // 9-16 rows: the gated 16-row passes
   for (const auto& [H, I, counts] : cases) {
     const auto g = make_groups(counts, 4);
     const auto x = random_bf16(rng, static_cast<std::size_t>(g.capacity) * H, 1.0f);

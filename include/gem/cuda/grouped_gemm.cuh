@@ -28,6 +28,7 @@
 
 #include <algorithm>
 #include <array>
+#include <atomic>
 #include <cstddef>
 #include <cstdint>
 #include <span>
@@ -235,8 +236,8 @@ inline std::size_t align256(std::size_t v) noexcept { return (v + 255) / 256 * 2
   return many_rows || few_large ? gemm_path::per_group : gemm_path::grouped;
 }
 
-/// Whether `path` can run `p`: sizes positive; the device path needs n % 16 == 0 and k % 32 == 0
-/// (16-byte rows); pointers present and 16-byte aligned.
+/// Whether `path` can run `p`: sizes positive; the device path needs n % 16 == 0, k % 32 == 0
+/// (16-byte rows) and n * k < 2^31; pointers present and 16-byte aligned.
 [[nodiscard]] inline status can_implement(const grouped_gemm_problem& p, gemm_path path) noexcept {
   const auto aligned = [](const void* q) { return q && reinterpret_cast<std::uintptr_t>(q) % 16 == 0; };
   if (p.num_groups <= 0 || p.n <= 0 || p.k <= 0 || p.capacity_rows < 0 || p.rows_hint < 0 ||
@@ -244,8 +245,9 @@ inline std::size_t align256(std::size_t v) noexcept { return (v + 255) / 256 * 2
     return detail::bad_argument();
   if (p.num_groups > 65535) return {status_code::unsupported, cudaSuccess, 0};
   if (path == gemm_path::bucketed && p.num_groups > max_cublas_groups) return {status_code::unsupported, cudaSuccess, 0};
-  if ((path == gemm_path::device_counts || path == gemm_path::automatic) && (p.n % 16 != 0 || p.k % 32 != 0))
-    return {status_code::unsupported, cudaSuccess, 0};
+  if ((path == gemm_path::device_counts || path == gemm_path::automatic) &&
+      (p.n % 16 != 0 || p.k % 32 != 0 || static_cast<std::int64_t>(p.n) * p.k > INT32_MAX))
+    return {status_code::unsupported, cudaSuccess, 0};  // the kernel's offsets inside a group are 32-bit
   return {};
 }
 
@@ -262,16 +264,44 @@ namespace detail {
 /// (bench/RESULTS.md): at 9-16 rows the 32-row pass beat split-K 16-row passes by 2-7% (DeepSeek-V3
 /// T=128 down 1.77 vs 1.90 ms); 64-row passes ran at 2.5-3.2 TB/s against 3.5-3.9 for 32-row
 /// passes (x read from L1 at four times the weights' bytes, and register spills).
-constexpr int gemv_row_tiles(std::int32_t rows) noexcept { return rows <= 8 ? 1 : 4; }
+constexpr int gemv_row_tiles(std::int32_t rows, bool gated) noexcept {
+  return rows <= 8 ? 1 : gated && rows <= 16 ? 2 : 4;
+}
+
+/// Whether the current device takes programmatic dependent launch (compute capability 9.0+),
+/// cached per device.
+inline bool pdl_supported() noexcept {
+  static std::array<std::atomic<int>, 64> cache{};  // 0 unknown, 1 no, 2 yes
+  int dev = 0;
+  if (cudaGetDevice(&dev) != cudaSuccess || dev < 0 || dev >= 64) return false;
+  auto& c = cache[static_cast<std::size_t>(dev)];
+  if (const int v = c.load(std::memory_order_relaxed); v != 0) return v == 2;
+  int major = 0;
+  if (cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, dev) != cudaSuccess) return false;
+  c.store(major >= 9 ? 2 : 1, std::memory_order_relaxed);
+  return major >= 9;
+}
 
 template <int MT, bool Gated>
-void launch_gemv_kernel(dim3 grid, const gemv_params& q, cudaStream_t stream) noexcept {
-  grouped_gemv_kernel<MT, Gated><<<grid, gemv_threads, 0, stream>>>(q);
+cudaError_t launch_gemv_kernel(dim3 grid, const gemv_params& q, cudaStream_t stream) noexcept {
+  // Programmatic dependent launch (sm_90+): the grid may be scheduled while the previous kernel on
+  // the stream drains (its blocks wait in griddepcontrol.wait before touching memory), which hides
+  // the launch latency of short decode GEMMs, also inside captured graphs.
+  cudaLaunchAttribute attr{};
+  attr.id = cudaLaunchAttributeProgrammaticStreamSerialization;
+  attr.val.programmaticStreamSerializationAllowed = 1;
+  cudaLaunchConfig_t cfg{};
+  cfg.gridDim = grid;
+  cfg.blockDim = dim3(gemv_threads);
+  cfg.stream = stream;
+  cfg.attrs = &attr;
+  cfg.numAttrs = pdl_supported() ? 1 : 0;
+  return cudaLaunchKernelEx(&cfg, grouped_gemv_kernel<MT, Gated>, q);
 }
 
 inline status launch_gemv(const grouped_gemm_problem& p, bool gated, std::int32_t up_offset, std::int64_t w_stride,
                           cudaStream_t stream) noexcept {
-  const int mt = gemv_row_tiles(p.rows_hint);
+  const int mt = gemv_row_tiles(p.rows_hint, gated);
   const std::int32_t ks = mt >= 4 ? 1 : gemv_ksplit(p.k);  // 32+ rows a pass: one warp per column tile
   const std::int32_t active = p.max_active_groups > 0 ? std::min(p.max_active_groups, p.num_groups) : p.num_groups;
   const std::int32_t cols = gemv_cols * (gemv_warps / ks);
@@ -284,9 +314,12 @@ inline status launch_gemv(const grouped_gemm_problem& p, bool gated, std::int32_
       std::min<std::int64_t>(gemv_block_bytes / std::max<std::int64_t>(block_bytes, 1), fill), 1, col_blocks));
   gemv_params q{p.x, p.w, p.y, p.counts, p.offsets, p.num_groups, p.n, p.k, w_stride, up_offset, ks, col_blocks, per_block};
   const dim3 grid(static_cast<unsigned>((col_blocks + per_block - 1) / per_block), static_cast<unsigned>(active));
-  if (mt == 1) gated ? launch_gemv_kernel<1, true>(grid, q, stream) : launch_gemv_kernel<1, false>(grid, q, stream);
-  else gated ? launch_gemv_kernel<4, true>(grid, q, stream) : launch_gemv_kernel<4, false>(grid, q, stream);
-  return from_cuda(cudaGetLastError());
+  const cudaError_t e = mt == 1   ? (gated ? launch_gemv_kernel<1, true>(grid, q, stream)
+                                            : launch_gemv_kernel<1, false>(grid, q, stream))
+                        : mt == 2 ? launch_gemv_kernel<2, true>(grid, q, stream)
+                                  : (gated ? launch_gemv_kernel<4, true>(grid, q, stream)
+                                           : launch_gemv_kernel<4, false>(grid, q, stream));
+  return from_cuda(e != cudaSuccess ? e : cudaGetLastError());
 }
 
 inline status run_per_group(const grouped_gemm_problem& p, const host_group_sizes& s, const cublas_context& ctx,

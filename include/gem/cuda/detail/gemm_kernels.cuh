@@ -84,6 +84,21 @@ __device__ __forceinline__ void mma_chunk(float (&acc)[4], const uint4& lo, cons
   mma_bf16(acc, lo.z, hi.z, lo.w, hi.w, xv.z, xv.w);
 }
 
+/// griddepcontrol (sm_90+): this grid's dependents (launched with programmatic stream
+/// serialization) may begin launching; and wait until every prerequisite grid has completed and its
+/// memory is visible. Both are no-ops for a grid launched without the attribute, and compile to
+/// nothing below sm_90.
+__device__ __forceinline__ void pdl_trigger_dependents() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  asm volatile("griddepcontrol.launch_dependents;" ::: "memory");
+#endif
+}
+__device__ __forceinline__ void pdl_wait_prerequisites() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  asm volatile("griddepcontrol.wait;" ::: "memory");
+#endif
+}
+
 __device__ __forceinline__ float silu_mul(float g, float u) { return g / (1.0f + __expf(-g)) * u; }
 
 /// Index of the `target`-th group with a positive count (in group order), or -1. All threads of
@@ -136,6 +151,10 @@ __global__ void __launch_bounds__(gemv_threads, 2) grouped_gemv_kernel(gemv_para
   __shared__ float red[direct ? 1 : gemv_warps][direct ? 1 : MT * NT * 4][32];
   __shared__ std::int32_t scratch[gemv_warps + 2];
 
+  // Programmatic dependent launch (sm_90; no-ops without the launch attribute): let the next kernel
+  // on the stream start launching now, and touch no memory before the previous one has completed.
+  pdl_trigger_dependents();
+  pdl_wait_prerequisites();
   const std::int32_t g = nth_active_group(p.counts, p.num_groups, static_cast<std::int32_t>(blockIdx.y), scratch);
   if (g < 0) return;
   const std::int32_t m = p.counts[g];
@@ -156,7 +175,8 @@ __global__ void __launch_bounds__(gemv_threads, 2) grouped_gemv_kernel(gemv_para
     const __nv_bfloat16* wg = p.w + static_cast<std::int64_t>(g) * p.w_group_stride;
     // Weight rows gl and gl + 8 of the tile (tile t = 1: the up half, up_offset rows further).
     const __nv_bfloat16* wlo = wg + static_cast<std::int64_t>((col_ok ? n0 : 0) + gl) * K + cl * 8;
-    const std::int64_t hi_off = 8 * static_cast<std::int64_t>(K), up_off = static_cast<std::int64_t>(p.up_offset) * K;
+    // Offsets inside one group's weights and one pass's x rows fit in 32 bits (can_implement's limits).
+    const std::int32_t hi_off = 8 * K, up_off = p.up_offset * K;
 
     for (std::int32_t rp = 0; rp < m; rp += 8 * MT) {
       float acc[MT][NT][4];
@@ -173,7 +193,7 @@ __global__ void __launch_bounds__(gemv_threads, 2) grouped_gemv_kernel(gemv_para
         for (int u = 0; u < U; ++u) {
           const std::int32_t c = c0 + u * ks;
           const bool ok = c < chunks;
-          const std::int64_t koff = static_cast<std::int64_t>(c) * 32;
+          const std::int32_t koff = c * 32;
   #pragma unroll
           for (int t = 0; t < NT; ++t) {
             const __nv_bfloat16* wt = wlo + (t == 1 ? up_off : 0) + koff;
@@ -187,10 +207,10 @@ __global__ void __launch_bounds__(gemv_threads, 2) grouped_gemv_kernel(gemv_para
   #pragma unroll
           for (int u = 0; u < U; ++u) {
             const std::int32_t c = c0 + u;
-            const std::int64_t koff = static_cast<std::int64_t>(c) * 32;
+            const std::int32_t koff = c * 32;
   #pragma unroll
             for (int i = 0; i < MT; ++i) {
-              const uint4 xv = c < chunks && 8 * i < rows_left ? ld_cached(xr + (8 * i * static_cast<std::int64_t>(K) + koff)) : uint4{0, 0, 0, 0};
+              const uint4 xv = c < chunks && 8 * i < rows_left ? ld_cached(xr + (i * hi_off + koff)) : uint4{0, 0, 0, 0};
   #pragma unroll
               for (int t = 0; t < NT; ++t) mma_chunk(acc[i][t], lo[u][t], hi[u][t], xv);
             }
@@ -200,10 +220,10 @@ __global__ void __launch_bounds__(gemv_threads, 2) grouped_gemv_kernel(gemv_para
   #pragma unroll
           for (int u = 0; u < U; ++u) {
             const std::int32_t c = c0 + u * ks;
-            const std::int64_t koff = static_cast<std::int64_t>(c) * 32;
+            const std::int32_t koff = c * 32;
   #pragma unroll
             for (int i = 0; i < MT; ++i)
-              xv[u][i] = c < chunks && 8 * i < rows_left ? ld_cached(xr + (8 * i * static_cast<std::int64_t>(K) + koff)) : uint4{0, 0, 0, 0};
+              xv[u][i] = c < chunks && 8 * i < rows_left ? ld_cached(xr + (i * hi_off + koff)) : uint4{0, 0, 0, 0};
           }
   #pragma unroll
           for (int u = 0; u < U; ++u)
