@@ -260,10 +260,12 @@ inline std::size_t align256(std::size_t v) noexcept { return (v + 255) / 256 * 2
 namespace detail {
 
 /// Row tiles of 8 the device kernel keeps per pass for groups of up to `rows` rows: 1 (split K) up
-/// to 8 rows, else 4 (one warp per column tile; more rows take more passes). H200, 2026-11-29
-/// (bench/RESULTS.md): at 9-16 rows the 32-row pass beat split-K 16-row passes by 2-7% (DeepSeek-V3
-/// T=128 down 1.77 vs 1.90 ms); 64-row passes ran at 2.5-3.2 TB/s against 3.5-3.9 for 32-row
-/// passes (x read from L1 at four times the weights' bytes, and register spills).
+/// to 8 rows, else 4 (one warp per column tile; more rows take more passes), except that the fused
+/// SiLU·mul kernel (gated) keeps split-K 16-row passes (2) at 9-16 rows. H200, 2026-11-29
+/// (bench/RESULTS.md): at 9-16 rows the 32-row pass beat split-K 16-row passes by 2-7% on plain
+/// GEMMs (DeepSeek-V3 T=128 down 1.72-1.77 vs 1.90 ms) but lost on the gated one (DeepSeek-V3 FFN
+/// T=128: 6.2-6.7 ms against 5.1-5.3); 64-row passes ran at 2.5-3.2 TB/s against 3.5-3.9 for
+/// 32-row passes (x read from L1 at four times the weights' bytes, and register spills).
 constexpr int gemv_row_tiles(std::int32_t rows, bool gated) noexcept {
   return rows <= 8 ? 1 : gated && rows <= 16 ? 2 : 4;
 }
