@@ -28,7 +28,6 @@
 
 #include <algorithm>
 #include <array>
-#include <atomic>
 #include <cstddef>
 #include <cstdint>
 #include <span>
@@ -270,35 +269,9 @@ constexpr int gemv_row_tiles(std::int32_t rows, bool gated) noexcept {
   return rows <= 8 ? 1 : gated && rows <= 16 ? 2 : 4;
 }
 
-/// Whether the current device takes programmatic dependent launch (compute capability 9.0+),
-/// cached per device.
-inline bool pdl_supported() noexcept {
-  static std::array<std::atomic<int>, 64> cache{};  // 0 unknown, 1 no, 2 yes
-  int dev = 0;
-  if (cudaGetDevice(&dev) != cudaSuccess || dev < 0 || dev >= 64) return false;
-  auto& c = cache[static_cast<std::size_t>(dev)];
-  if (const int v = c.load(std::memory_order_relaxed); v != 0) return v == 2;
-  int major = 0;
-  if (cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, dev) != cudaSuccess) return false;
-  c.store(major >= 9 ? 2 : 1, std::memory_order_relaxed);
-  return major >= 9;
-}
-
 template <int MT, bool Gated>
 cudaError_t launch_gemv_kernel(dim3 grid, const gemv_params& q, cudaStream_t stream) noexcept {
-  // Programmatic dependent launch (sm_90+): the grid may be scheduled while the previous kernel on
-  // the stream drains (its blocks wait in griddepcontrol.wait before touching memory), which hides
-  // the launch latency of short decode GEMMs, also inside captured graphs.
-  cudaLaunchAttribute attr{};
-  attr.id = cudaLaunchAttributeProgrammaticStreamSerialization;
-  attr.val.programmaticStreamSerializationAllowed = 1;
-  cudaLaunchConfig_t cfg{};
-  cfg.gridDim = grid;
-  cfg.blockDim = dim3(gemv_threads);
-  cfg.stream = stream;
-  cfg.attrs = &attr;
-  cfg.numAttrs = pdl_supported() ? 1 : 0;
-  return cudaLaunchKernelEx(&cfg, grouped_gemv_kernel<MT, Gated>, q);
+  return launch_pdl(grouped_gemv_kernel<MT, Gated>, grid, dim3(gemv_threads), 0, stream, q);
 }
 
 inline status launch_gemv(const grouped_gemm_problem& p, bool gated, std::int32_t up_offset, std::int64_t w_stride,
@@ -558,8 +531,9 @@ inline std::size_t act_bytes(const expert_ffn_problem& f) noexcept {
   const auto ptr_bytes = workspace_bytes - detail::act_bytes(f) - h_bytes;
   if (auto s = grouped_gemm_async(detail::gate_up_part(f, h), path, sizes, cublas, ptrs, ptr_bytes, stream); !s) return s;
   if (f.capacity_rows > 0) {
-    detail::silu_mul_kernel<><<<f.capacity_rows, 128, 0, stream>>>(h, act, f.inter, f.counts, f.offsets, f.num_groups);
-    if (auto s = from_cuda(cudaGetLastError()); !s) return s;
+    const auto e = detail::launch_pdl(detail::silu_mul_kernel<>, dim3(static_cast<unsigned>(f.capacity_rows)), dim3(128),
+                                      0, stream, h, act, f.inter, f.counts, f.offsets, f.num_groups);
+    if (auto s = from_cuda(e != cudaSuccess ? e : cudaGetLastError()); !s) return s;
   }
   return grouped_gemm_async(detail::down_part(f, act), path, sizes, cublas, ptrs, ptr_bytes, stream);
 }

@@ -44,10 +44,11 @@ using bf16 = __nv_bfloat16;
   if (auto s = can_implement_permute(layout, row_bytes, x, out); !s) return s;
   if (top_k <= 0) return {status_code::invalid_argument, cudaSuccess, 0};
   if (layout.capacity_rows == 0) return {};
-  detail::permute_rows_kernel<><<<layout.capacity_rows, detail::permute_threads, 0, stream>>>(
-      static_cast<const int4*>(x), static_cast<int4*>(out), static_cast<std::int32_t>(row_bytes / 16), top_k,
-      layout.perm_to_src, layout.group_offsets + layout.num_groups);
-  return from_cuda(cudaGetLastError());
+  const auto e = detail::launch_pdl(detail::permute_rows_kernel<>, dim3(static_cast<unsigned>(layout.capacity_rows)),
+                                    dim3(detail::permute_threads), 0, stream, static_cast<const int4*>(x),
+                                    static_cast<int4*>(out), static_cast<std::int32_t>(row_bytes / 16), top_k,
+                                    layout.perm_to_src, layout.group_offsets + layout.num_groups);
+  return from_cuda(e != cudaSuccess ? e : cudaGetLastError());
 }
 
 /// Whether combine_async can run: hidden a positive multiple of 8, pointers 16-byte aligned.
@@ -74,15 +75,14 @@ using bf16 = __nv_bfloat16;
   const auto launch = [&](auto kernel, int vpt) {
     const int per_block = detail::combine_threads * vpt;
     const dim3 grid(static_cast<unsigned>(num_tokens), static_cast<unsigned>((hidden / 8 + per_block - 1) / per_block));
-    kernel<<<grid, detail::combine_threads, 0, stream>>>(reinterpret_cast<const int4*>(y),
-                                                         reinterpret_cast<const int4*>(residual),
-                                                         reinterpret_cast<int4*>(out), hidden / 8, top_k,
-                                                         layout.src_to_perm, weights);
+    return detail::launch_pdl(kernel, grid, dim3(detail::combine_threads), 0, stream, reinterpret_cast<const int4*>(y),
+                              reinterpret_cast<const int4*>(residual), reinterpret_cast<int4*>(out), hidden / 8, top_k,
+                              layout.src_to_perm, weights);
   };
-  if (top_k <= 2) launch(detail::combine_rows_kernel<4, 2>, 4);
-  else if (top_k <= 4) launch(detail::combine_rows_kernel<2, 4>, 2);
-  else launch(detail::combine_rows_kernel<1, 8>, 1);
-  return from_cuda(cudaGetLastError());
+  const cudaError_t e = top_k <= 2   ? launch(detail::combine_rows_kernel<4, 2>, 4)
+                        : top_k <= 4 ? launch(detail::combine_rows_kernel<2, 4>, 2)
+                                     : launch(detail::combine_rows_kernel<1, 8>, 1);
+  return from_cuda(e != cudaSuccess ? e : cudaGetLastError());
 }
 
 }  // namespace gem::cuda

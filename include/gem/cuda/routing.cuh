@@ -219,14 +219,15 @@ template <class Id>
   const auto tile = routing_tile(p.num_assignments, p.num_groups, gpus);
   const auto tiles = static_cast<std::int32_t>((p.num_assignments + tile - 1) / tile);
   const std::size_t smem = (static_cast<std::size_t>(warps + 3) * p.num_groups + 40 + static_cast<std::size_t>(gpus)) * 4;
+  const dim3 grid(static_cast<unsigned>(tiles)), block(static_cast<unsigned>(warps * 32));
   if (tiles > 1) {
-    routing_count_kernel<Id><<<tiles, warps * 32, (static_cast<std::size_t>(p.num_groups) + 1) * 4, stream>>>(
-        p, ids, layout.tile_counts);
-    if (auto e = cudaGetLastError(); e != cudaSuccess) return from_cuda(e);
+    const auto e = launch_pdl(routing_count_kernel<Id>, grid, block, (static_cast<std::size_t>(p.num_groups) + 1) * 4,
+                              stream, p, ids, layout.tile_counts);
+    if (auto s = from_cuda(e != cudaSuccess ? e : cudaGetLastError()); !s) return s;
   }
-  routing_place_kernel<Id><<<tiles, warps * 32, smem, stream>>>(p, ids, weights, tiles > 1 ? layout.tile_counts : nullptr,
-                                                                tiles);
-  return from_cuda(cudaGetLastError());
+  const auto e = launch_pdl(routing_place_kernel<Id>, grid, block, smem, stream, p, ids, weights,
+                            tiles > 1 ? layout.tile_counts : nullptr, tiles);
+  return from_cuda(e != cudaSuccess ? e : cudaGetLastError());
 }
 }  // namespace detail
 

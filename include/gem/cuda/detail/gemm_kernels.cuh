@@ -1,14 +1,16 @@
 // gem/cuda/detail/gemm_kernels.cuh — kernels behind grouped_gemm.cuh: the memory-bound grouped
 // GEMM for few rows per group (counts read on the device, so it is graph-capturable), with an
 // optional fused SiLU·mul epilogue for the gate/up projection; the SiLU·mul kernel of the cuBLAS
-// paths; and the kernel that writes cuBLAS's device pointer arrays. Depends on the CUDA runtime and
-// cuda_bf16.h; included by gem/cuda/grouped_gemm.cuh only.
+// paths; and the kernel that writes cuBLAS's device pointer arrays. Depends on the CUDA runtime,
+// cuda_bf16.h and detail/launch.cuh (PDL); included by gem/cuda/grouped_gemm.cuh only.
 #pragma once
 
 #include <cuda_bf16.h>
 #include <cuda_runtime.h>
 
 #include <cstdint>
+
+#include "gem/cuda/detail/launch.cuh"
 
 namespace gem::cuda::detail {
 
@@ -84,21 +86,6 @@ __device__ __forceinline__ void mma_chunk(float (&acc)[4], const uint4& lo, cons
   mma_bf16(acc, lo.z, hi.z, lo.w, hi.w, xv.z, xv.w);
 }
 
-/// griddepcontrol (sm_90+): this grid's dependents (launched with programmatic stream
-/// serialization) may begin launching; and wait until every prerequisite grid has completed and its
-/// memory is visible. Both are no-ops for a grid launched without the attribute, and compile to
-/// nothing below sm_90.
-__device__ __forceinline__ void pdl_trigger_dependents() {
-#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
-  asm volatile("griddepcontrol.launch_dependents;" ::: "memory");
-#endif
-}
-__device__ __forceinline__ void pdl_wait_prerequisites() {
-#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
-  asm volatile("griddepcontrol.wait;" ::: "memory");
-#endif
-}
-
 __device__ __forceinline__ float silu_mul(float g, float u) { return g / (1.0f + __expf(-g)) * u; }
 
 /// Index of the `target`-th group with a positive count (in group order), or -1. All threads of
@@ -151,10 +138,7 @@ __global__ void __launch_bounds__(gemv_threads, 2) grouped_gemv_kernel(gemv_para
   __shared__ float red[direct ? 1 : gemv_warps][direct ? 1 : MT * NT * 4][32];
   __shared__ std::int32_t scratch[gemv_warps + 2];
 
-  // Programmatic dependent launch (sm_90; no-ops without the launch attribute): let the next kernel
-  // on the stream start launching now, and touch no memory before the previous one has completed.
-  pdl_trigger_dependents();
-  pdl_wait_prerequisites();
+  pdl_begin();  // launched with PDL: no memory touched before the previous kernel has completed
   const std::int32_t g = nth_active_group(p.counts, p.num_groups, static_cast<std::int32_t>(blockIdx.y), scratch);
   if (g < 0) return;
   const std::int32_t m = p.counts[g];
@@ -297,6 +281,7 @@ template <int = 0>  // templates, so that every translation unit may include thi
 __global__ void silu_mul_kernel(const __nv_bfloat16* __restrict__ h, __nv_bfloat16* __restrict__ act,
                                 std::int32_t inter, const std::int32_t* __restrict__ counts,
                                 const std::int32_t* __restrict__ offsets, std::int32_t groups) {
+  pdl_begin();
   const std::int32_t r = static_cast<std::int32_t>(blockIdx.x);
   if (r >= offsets[groups]) return;
   std::int32_t lo = 0, hi = groups;  // the last group whose room starts at or before r

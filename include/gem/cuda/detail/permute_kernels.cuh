@@ -1,12 +1,14 @@
 // gem/cuda/detail/permute_kernels.cuh — kernels behind permute_async (row gather into expert-major
 // order, 16-byte accesses) and combine_async (weighted sum back to token order in fp32). Depends on
-// the CUDA runtime and cuda_bf16.h; included by gem/cuda/permute.cuh only.
+// the CUDA runtime, cuda_bf16.h and detail/launch.cuh (PDL); included by gem/cuda/permute.cuh only.
 #pragma once
 
 #include <cuda_bf16.h>
 #include <cuda_runtime.h>
 
 #include <cstdint>
+
+#include "gem/cuda/detail/launch.cuh"
 
 namespace gem::cuda::detail {
 
@@ -32,6 +34,7 @@ template <int = 0>  // a template, so that every translation unit may include th
 __global__ void __launch_bounds__(permute_threads) permute_rows_kernel(
     const int4* __restrict__ x, int4* __restrict__ out, std::int32_t vectors_per_row, std::int32_t top_k,
     const std::int32_t* __restrict__ perm_to_src, const std::int32_t* __restrict__ rows_used) {
+  pdl_begin();
   const std::int32_t r = static_cast<std::int32_t>(blockIdx.x);
   if (r >= *rows_used) return;
   const std::int32_t src = perm_to_src[r];
@@ -76,6 +79,7 @@ template <int VPT, int KB>
 __global__ void __launch_bounds__(combine_threads) combine_rows_kernel(
     const int4* __restrict__ y, const int4* residual, int4* out, std::int32_t vectors_per_row, std::int32_t top_k,
     const std::int32_t* __restrict__ src_to_perm, const float* __restrict__ weights) {
+  pdl_begin();
   const std::int32_t t = static_cast<std::int32_t>(blockIdx.x);
   const std::int32_t v0 = static_cast<std::int32_t>(blockIdx.y) * combine_threads * VPT + threadIdx.x;
   const std::int32_t* idx = src_to_perm + static_cast<std::int64_t>(t) * top_k;

@@ -1,11 +1,14 @@
-// gem/cuda/detail/routing_kernels.cuh — the kernel behind routing_layout_async: a one-block stable
-// counting sort of top-k assignments into groups (experts, or placement slots). Depends on the CUDA
-// runtime; included by gem/cuda/routing.cuh only.
+// gem/cuda/detail/routing_kernels.cuh — the kernels behind routing_layout_async: a stable counting
+// sort of top-k assignments into groups (experts, or placement slots), one tile per block (and a
+// count pass when there are several tiles). Depends on the CUDA runtime and detail/launch.cuh (PDL);
+// included by gem/cuda/routing.cuh only.
 #pragma once
 
 #include <cuda_runtime.h>
 
 #include <cstdint>
+
+#include "gem/cuda/detail/launch.cuh"
 
 namespace gem::cuda::detail {
 
@@ -110,6 +113,7 @@ __device__ __forceinline__ void routing_keys(const routing_params& p, std::int32
 template <class Id>
 __global__ void __launch_bounds__(1024) routing_count_kernel(routing_params p, const Id* __restrict__ ids,
                                                              std::int32_t* __restrict__ tile_hist) {
+  pdl_begin();
   extern __shared__ std::int32_t hist[];  // [G + 1]
   const std::int32_t G = p.num_groups;
   Id v[routing_per_lane];
@@ -166,6 +170,7 @@ __global__ void __launch_bounds__(1024, 1) routing_place_kernel(routing_params p
                                                              const float* __restrict__ weights,
                                                              const std::int32_t* __restrict__ tile_hist,
                                                              std::int32_t num_tiles) {
+  pdl_begin();
   extern __shared__ std::int32_t smem[];
   const std::int32_t G = p.num_groups;
   const int W = blockDim.x >> 5;
