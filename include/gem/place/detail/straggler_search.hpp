@@ -239,10 +239,10 @@ class straggler_search {
     auto& out = rows_of_[g];
     out.resize(static_cast<std::size_t>(S_) * n);
     if (rows_.size() < n + 1) rows_.resize(n + 1);
-    for (std::size_t k = 0; k < n; ++k) {
-      const auto e = static_cast<std::size_t>(items_[m[k]].expert);
-      const double share = items_[m[k]].share;
-      for (std::int32_t s = 0; s < S_; ++s) out[static_cast<std::size_t>(s) * n + k] = loads_[static_cast<std::size_t>(s) * E_ + e] * share;
+    double* o = out.data();
+    for (std::int32_t s = 0; s < S_; ++s) {
+      const double* c = loads_.data() + static_cast<std::size_t>(s) * E_;
+      for (std::size_t k = 0; k < n; ++k) *o++ = c[items_[m[k]].expert] * items_[m[k]].share;
     }
   }
 
