@@ -98,10 +98,13 @@ struct gem_search {
   std::int32_t threads = 1;               ///< layers searched in parallel
 
   /// A configuration for re-running online at large scale (DeepSeek-V3: 58 layers, 256 experts,
-  /// 32 GPUs): no kicks, 64 sampled steps, 8 target GPUs per move, 6000 step evaluations per layer
-  /// and start, 16 steps drawn for the confidence test against EPLB. The default configuration searches much longer (offline quality).
+  /// 32 GPUs): no kicks, 32 sampled steps, 8 target GPUs per move, 6000 step evaluations per layer
+  /// and start, 16 steps drawn for the confidence test against EPLB. The search is budget-bound
+  /// at this scale, so 32 steps (rather than 64) let it weigh twice as many candidates: it fits
+  /// the benchmark's 256 steps better (0.9688 of eplb's mean straggler against 0.9723) in less
+  /// time. The default configuration searches much longer (offline quality).
   [[nodiscard]] static gem_search online(slot_mode m = slot_mode::engine_compatible, std::uint64_t s = 0) {
-    return gem_search{.mode = m, .seed = s, .kicks = 0, .max_step_evals = 6000, .max_steps = 64, .max_targets = 8, .resample_steps = 16};
+    return gem_search{.mode = m, .seed = s, .kicks = 0, .max_step_evals = 6000, .max_steps = 32, .max_targets = 8, .resample_steps = 16};
   }
 
   /// Throws config_error naming the field that is out of range.
