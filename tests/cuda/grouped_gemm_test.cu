@@ -369,21 +369,13 @@ TEST_CASE("automatic picks the device kernel for few rows and cuBLAS for many") 
   }
   CHECK(gc::choose_gemm_path(q, {mid_counts, room80}) == gc::gemm_path::bucketed);
   CHECK(gc::choose_gemm_path(q, {mid_counts, room192}) == gc::gemm_path::grouped);
-  // 17-32 rows in the largest group: the device kernel while the mean stays <= 20 rows per active group
-  std::vector<std::int32_t> skew(32, 10), level(32, 26), tight32{0};
-  skew[5] = 30;
-  level[7] = 0;  // inactive groups do not count toward the mean
+  // up to 16 rows in the largest group: the device kernel; 17 or more: cuBLAS, whatever the mean
+  std::vector<std::int32_t> small(32, 10), skew(32, 10), tight32{0};
+  small[3] = 16;
+  skew[5] = 17;
   for (std::int32_t g = 0; g < 32; ++g) tight32.push_back(tight32.back() + 32);
-  CHECK(gc::choose_gemm_path(q, {skew, tight32}) == gc::gemm_path::device_counts);
-  CHECK(gc::choose_gemm_path(q, {level, tight32}) == gc::gemm_path::grouped);
-  level.assign(32, 0);
-  for (std::int32_t g = 0; g < 20; ++g) level[static_cast<std::size_t>(g)] = 20;
-  level[0] = 32;  // mean 20.6 over the 20 active groups
-  CHECK(gc::choose_gemm_path(q, {level, tight32}) == gc::gemm_path::grouped);
-  level[0] = 20;
-  level[1] = 31;
-  level[2] = 9;  // 400 rows over 20 active groups: a mean of exactly 20 -> device
-  CHECK(gc::choose_gemm_path(q, {level, tight32}) == gc::gemm_path::device_counts);
+  CHECK(gc::choose_gemm_path(q, {small, tight32}) == gc::gemm_path::device_counts);
+  CHECK(gc::choose_gemm_path(q, {skew, tight32}) == gc::gemm_path::grouped);
   // a few large experts past the device path (Mixtral T=128: 8 groups of ~40 rows, 235 MB each): per group
   const gc::grouped_gemm_problem mixtral{.num_groups = 8, .n = 2 * 14336, .k = 4096};
   const std::vector<std::int32_t> forty{40, 38, 45, 30, 36, 41, 29, 33}, off9(9, 0);

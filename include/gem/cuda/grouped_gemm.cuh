@@ -19,7 +19,7 @@
 // Prefill: route with routing_config::tile_rows = 32 (about 1K tokens) or 128 (about 8K tokens) so
 // that automatic can take the bucketed path (one batched cuBLAS call per distinct padded size);
 // decode and small batches (up to 32 rows per group, e.g. T <= 128 with 64+ experts): device_counts,
-// inside a captured graph if you like.
+// inside a captured graph if you like (automatic takes it up to 16 rows; see the regime notes).
 #pragma once
 
 #include <cublas_v2.h>
@@ -163,20 +163,18 @@ class cublas_workers {
 
 // Regime boundaries for gemm_path::automatic, from bench/cuda/grouped_gemm_bench.cu on the H200
 // (2026-11-29, bench/RESULTS.md): the device kernel streams weights at >= 100% of copy bandwidth
-// up to 8 rows per group and wins up to ~16 (DeepSeek-V3 T=128: 3.34 ms vs 3.86 ms grouped cuBLAS);
-// with 32-row passes (one warp per column tile) it wins up to 32 (OLMoE T=128: 132 vs 143 us);
-// cublasGemmGroupedBatchedEx wins at 32-128 rows per active group (Qwen3 T=1024: 0.30 ms vs 1.5 ms
+// up to 8 rows per group and wins up to 16 (DeepSeek-V3 T=128: 3.46 ms vs 3.55 ms grouped cuBLAS).
+// With 32-row passes it also wins at 17-32 rows when called as gemm_path::device_counts (T=128,
+// means of 8-16 rows: OLMoE 132 vs 143 us, DS-V2-Lite 187 vs 201, Qwen3 194 vs 208: 1.07-1.17x),
+// but automatic keeps cuBLAS there: the profiler and the MoE layer (examples/moe_layer) run
+// automatic, and a path that flips with the step's largest group is a cost no per-expert table
+// follows (256-token steps on 40/32/32/24-SM partitions, means of ~24 rows: prediction error 8-9%
+// median against 2-5%, and gem's gain over eplb shrank from 0.889x to 0.913x). A hybrid call (device
+// kernel for the small groups, cuBLAS for the large, in one step) would lift that.
+// cublasGemmGroupedBatchedEx wins at 16-128 rows per active group (Qwen3 T=1024: 0.30 ms vs 1.5 ms
 // per-group loop) and loses 1.7-2.3x to the per-group loop from ~256 rows (Mixtral T=1024 down:
 // 1.07 ms vs 0.46 ms; DeepSeek-V3 T=8192: 15.2 ms vs 8.2 ms).
-constexpr std::int32_t device_path_max_rows = 32;
-// Above 16 rows in the largest group, the device path also needs a mean of at most 20 rows per
-// active group: it won at means of 4-16 (T=128: DeepSeek-V3, Qwen3, DS-V2-Lite, OLMoE: 1.03-1.17x
-// cuBLAS grouped), lost at 32 (Mixtral T=128, DeepSeek-V3 T=1024), and at ~24 (the MoE layer at 256
-// tokens on 24-40 SM partitions, examples/moe_layer) the layer was no faster while its per-expert
-// speed model could not follow a path that flips with the step's largest group (prediction error
-// 6-15% median against 2-5% with the cuBLAS path there).
-constexpr std::int32_t device_path_mid_rows = 16;
-constexpr std::int32_t device_path_max_mean_rows = 20;
+constexpr std::int32_t device_path_max_rows = 16;
 constexpr std::int32_t per_group_min_mean_rows = 192;
 // A few large experts past the device path (Mixtral T=128: 8 groups of 32-45 rows, 117-235 MB of
 // weights each): one cublasGemmEx per group over 4 streams, 450 / 245 us against 509 / 256 us for
@@ -219,9 +217,7 @@ inline std::size_t align256(std::size_t v) noexcept { return (v + 255) / 256 * 2
     rows += c;
     max_rows = std::max(max_rows, c);
   }
-  if (active == 0 || max_rows <= device_path_mid_rows ||
-      (max_rows <= device_path_max_rows && rows <= static_cast<std::int64_t>(device_path_max_mean_rows) * active))
-    return gemm_path::device_counts;
+  if (active == 0 || max_rows <= device_path_max_rows) return gemm_path::device_counts;
   if (active > max_cublas_groups) return gemm_path::per_group;
   const bool many_rows = rows >= static_cast<std::int64_t>(per_group_min_mean_rows) * active;
   if (active >= bucketed_min_groups && rows >= static_cast<std::int64_t>(bucketed_min_mean_rows) * active) {
