@@ -14,6 +14,7 @@
 #include <fstream>
 #include <sstream>
 #include <string>
+#include <utility>
 
 #include "gem/io/placement_formats.hpp"
 #include "shared_data.hpp"
@@ -329,19 +330,15 @@ TEST_CASE("gem profile: help shows an example; without a usable GPU it exits 1 s
   CHECK(run("profile").rc == (no_cuda ? 1 : 2));  // the CUDA build requires -o before touching a GPU
   if (no_cuda) return;
   // Bad options are usage errors (exit 2, naming the option), found before any GPU is touched.
-  auto bad = run("profile -o " + s / "p.json" + " --partitions 40,32 --gpus 2");
-  CHECK(bad.rc == 2);
-  CHECK(bad.err.find("--partitions or --gpus") != std::string::npos);
-  bad = run("profile -o " + s / "p.json" + " --partitions 40,x");
-  CHECK(bad.rc == 2);
-  CHECK(bad.err.find("SM counts") != std::string::npos);
-  bad = run("profile -o " + s / "p.json" + " --path fastest");
-  CHECK(bad.rc == 2);
-  CHECK(bad.err.find("--path") != std::string::npos);
-  bad = run("profile -o " + s / "p.json" + " --shape gpt5");
-  CHECK(bad.rc == 2);
-  CHECK(bad.err.find("unknown layer shape") != std::string::npos);
-  bad = run("profile -o " + s / "p.json" + " --repeats 3");
-  CHECK(bad.rc == 2);
-  CHECK(bad.err.find("--repeats") != std::string::npos);
+  const std::pair<const char*, const char*> usage_errors[] = {{" --partitions 40,32 --gpus 2", "--partitions or --gpus"},
+                                                               {" --partitions 40,x", "SM counts"},
+                                                               {" --path fastest", "--path"},
+                                                               {" --shape gpt5", "unknown layer shape"},
+                                                               {" --repeats 3", "--repeats"}};
+  for (const auto& [args, message] : usage_errors) {
+    CAPTURE(args);
+    const auto bad = run("profile -o " + s / "p.json" + args);
+    CHECK(bad.rc == 2);
+    CHECK(bad.err.find(message) != std::string::npos);
+  }
 }

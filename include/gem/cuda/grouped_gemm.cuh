@@ -82,8 +82,8 @@ struct grouped_gemm_problem {
                                    ///< (bucketed: rows inside an active group's room are)
   const std::int32_t* counts = nullptr;   ///< device [G]
   const std::int32_t* offsets = nullptr;  ///< device [G+1]
-  std::int32_t rows_hint = 8;      ///< device path without host sizes: rows per group expected (> 8: 32-row
-                                   ///< passes; more rows still work, with more passes)
+  std::int32_t rows_hint = 8;      ///< device path without host sizes: rows per group expected (> 8: 16- or
+                                   ///< 32-row passes, gemv_row_tiles; more rows still work, with more passes)
   std::int32_t max_active_groups = 0;  ///< device path: at most this many groups have rows (0: G); e.g. T*k
 };
 
