@@ -369,6 +369,15 @@ TEST_CASE("automatic picks the device kernel for few rows and cuBLAS for many") 
   }
   CHECK(gc::choose_gemm_path(q, {mid_counts, room80}) == gc::gemm_path::bucketed);
   CHECK(gc::choose_gemm_path(q, {mid_counts, room192}) == gc::gemm_path::grouped);
+  // unpadded ~64 rows in 128 groups (Qwen3 at T = 1024): ~30 distinct rooms are ~30 cuBLAS calls,
+  // too many for bucketed even though every room is shared by 4+ groups -> grouped
+  const gc::grouped_gemm_problem qwen{.num_groups = 128, .n = 1536, .k = 2048};
+  std::vector<std::int32_t> near64, near64_off{0};
+  for (std::int32_t g = 0; g < 128; ++g) {
+    near64.push_back(50 + g % 30);
+    near64_off.push_back(near64_off.back() + near64.back());
+  }
+  CHECK(gc::choose_gemm_path(qwen, {near64, near64_off}) == gc::gemm_path::grouped);
   // up to 16 rows in the largest group: the device kernel; 17 or more: cuBLAS, whatever the mean
   std::vector<std::int32_t> small(32, 10), skew(32, 10), tight32{0};
   small[3] = 16;

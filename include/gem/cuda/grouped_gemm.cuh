@@ -188,9 +188,13 @@ constexpr double per_group_min_group_bytes = 48.0 * (1 << 20);
 // Qwen3, OLMoE, DS-V2-Lite; per-group loop 1.2-3.5x slower: ~8 us of host time per cublasGemmEx);
 // T=1024 on 32-padded layouts 1.06-1.6x cublasGemmGroupedBatchedEx (Qwen3, OLMoE, DS-V2-Lite,
 // DeepSeek-V3 gate/up) and on par at 32 rows (DeepSeek-V3 down); 128-padding at 64 rows (2x
-// padding) measured no better than grouped.
+// padding) measured no better than grouped. Each distinct room is one cuBLAS call (~8 us of host
+// time), so at most bucketed_max_rooms of them: on an unpadded layout (Qwen3 T=1024, 128 groups of
+// ~64 rows, ~30 distinct counts) the rule without that cap took 435-460 / 372-407 us against
+// 274-303 / 165-172 us for the grouped call (gate/up, down; H200, session 3 and session 4).
 constexpr std::int32_t bucketed_min_groups = 16;
 constexpr std::int32_t bucketed_groups_per_room = 4;
+constexpr std::int32_t bucketed_max_rooms = 8;
 constexpr std::int32_t bucketed_min_mean_rows = 32;
 constexpr double bucketed_max_padding = 1.5;
 /// cuBLAS grouped call: host arrays live on the stack, so the active groups are capped.
@@ -232,7 +236,7 @@ inline std::size_t align256(std::size_t v) noexcept { return (v + 255) / 256 * 2
       }
     std::sort(rooms.begin(), rooms.begin() + n);
     const auto distinct = std::unique(rooms.begin(), rooms.begin() + n) - rooms.begin();
-    if (distinct * bucketed_groups_per_room <= active &&
+    if (distinct <= bucketed_max_rooms && distinct * bucketed_groups_per_room <= active &&
         static_cast<double>(room_rows) <= bucketed_max_padding * static_cast<double>(rows))
       return gemm_path::bucketed;
   }
