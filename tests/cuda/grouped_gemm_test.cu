@@ -378,6 +378,17 @@ TEST_CASE("automatic picks the device kernel for few rows and cuBLAS for many") 
     near64_off.push_back(near64_off.back() + near64.back());
   }
   CHECK(gc::choose_gemm_path(qwen, {near64, near64_off}) == gc::gemm_path::grouped);
+  // ~512 rows in 128 unpadded groups (Qwen3 at T = 8192): per group where a group's GEMM is long
+  // enough to hide the host's cost per cuBLAS call (gate/up: 512 x 1536 x 2048 = 1.6e9
+  // multiply-adds), the grouped call where it is not (down: 512 x 2048 x 768 = 0.8e9)
+  std::vector<std::int32_t> near512, near512_off{0};
+  for (std::int32_t g = 0; g < 128; ++g) {
+    near512.push_back(490 + g % 45);
+    near512_off.push_back(near512_off.back() + near512.back());
+  }
+  CHECK(gc::choose_gemm_path(qwen, {near512, near512_off}) == gc::gemm_path::per_group);
+  const gc::grouped_gemm_problem qwen_down{.num_groups = 128, .n = 2048, .k = 768};
+  CHECK(gc::choose_gemm_path(qwen_down, {near512, near512_off}) == gc::gemm_path::grouped);
   // up to 16 rows in the largest group: the device kernel; 17 or more: cuBLAS, whatever the mean
   std::vector<std::int32_t> small(32, 10), skew(32, 10), tight32{0};
   small[3] = 16;

@@ -170,12 +170,19 @@ class cublas_workers {
 // automatic, and a path that flips with the step's largest group is a cost no per-expert table
 // follows (256-token steps on 40/32/32/24-SM partitions, means of ~24 rows: prediction error 8-9%
 // median against 2-5%, and gem's gain over eplb shrank from 0.889x to 0.913x). A hybrid call (device
-// kernel for the small groups, cuBLAS for the large, in one step) would lift that.
+// kernel for the small groups, cuBLAS for the large, in one step) was tried in session 4 and lost:
+// DeepSeek-V3 T=1024 unpadded 0.96 / 0.93x the grouped call, and the MoE layer's 256-token steps ran
+// slower still (gem-extended 0.964x eplb concurrent; bench/cuda/NOTES.md).
 // cublasGemmGroupedBatchedEx wins at 16-128 rows per active group (Qwen3 T=1024: 0.30 ms vs 1.5 ms
 // per-group loop) and loses 1.7-2.3x to the per-group loop from ~256 rows (Mixtral T=1024 down:
-// 1.07 ms vs 0.46 ms; DeepSeek-V3 T=8192: 15.2 ms vs 8.2 ms).
+// 1.07 ms vs 0.46 ms; DeepSeek-V3 T=8192: 15.2 ms vs 8.2 ms), where each group's GEMM outlasts the
+// host's ~8-14 us per cublasGemmEx: from a mean of 1.2e9 multiply-adds per group (rows x n x k).
+// Below it the loop is host-bound: Qwen3 T=8192 down (128 groups of 512 x 2048 x 768 = 0.8e9) took
+// 1.03-1.81 ms per group against 0.79-0.81 ms for the grouped call; OLMoE down (2.1e9) 0.56-0.77 ms
+// against 0.98-1.03 ms (H200, sessions 3 and 4).
 constexpr std::int32_t device_path_max_rows = 16;
 constexpr std::int32_t per_group_min_mean_rows = 192;
+constexpr double per_group_min_group_macs = 1.2e9;
 // A few large experts past the device path (Mixtral T=128: 8 groups of 32-45 rows, 117-235 MB of
 // weights each): one cublasGemmEx per group over 4 streams, 450 / 245 us against 509 / 256 us for
 // the grouped call (gate/up, down). Host cost ~8 us per call, so only for few groups whose GEMM
@@ -223,7 +230,9 @@ inline std::size_t align256(std::size_t v) noexcept { return (v + 255) / 256 * 2
   }
   if (active == 0 || max_rows <= device_path_max_rows) return gemm_path::device_counts;
   if (active > max_cublas_groups) return gemm_path::per_group;
-  const bool many_rows = rows >= static_cast<std::int64_t>(per_group_min_mean_rows) * active;
+  const double mean_rows = static_cast<double>(rows) / active;
+  const bool many_rows = mean_rows >= per_group_min_mean_rows &&
+                         mean_rows * static_cast<double>(p.n) * static_cast<double>(p.k) >= per_group_min_group_macs;
   if (active >= bucketed_min_groups && rows >= static_cast<std::int64_t>(bucketed_min_mean_rows) * active) {
     std::array<std::int32_t, max_cublas_groups> rooms{};
     std::int32_t n = 0;
@@ -522,7 +531,8 @@ inline std::size_t act_bytes(const expert_ffn_problem& f) noexcept {
                                              cudaStream_t stream) noexcept {
   if (auto s = can_implement(f, path); !s) return s;
   auto* act = static_cast<bf16*>(workspace);
-  if (path == gemm_path::automatic) path = choose_gemm_path(detail::gate_up_part(f, act), sizes);
+  const bool automatic = path == gemm_path::automatic;  // then the down GEMM picks its own cuBLAS path
+  if (automatic) path = choose_gemm_path(detail::gate_up_part(f, act), sizes);
   if (!workspace || workspace_bytes < expert_ffn_workspace_size(f, path))
     return {status_code::workspace_too_small, cudaSuccess, 0};
   if (path == gemm_path::device_counts) {
@@ -545,7 +555,8 @@ inline std::size_t act_bytes(const expert_ffn_problem& f) noexcept {
                                       0, stream, h, act, f.inter, f.counts, f.offsets, f.num_groups);
     if (auto s = from_cuda(e != cudaSuccess ? e : cudaGetLastError()); !s) return s;
   }
-  return grouped_gemm_async(detail::down_part(f, act), path, sizes, cublas, ptrs, ptr_bytes, stream);
+  return grouped_gemm_async(detail::down_part(f, act), automatic ? gemm_path::automatic : path, sizes, cublas, ptrs,
+                            ptr_bytes, stream);
 }
 
 }  // namespace gem::cuda
