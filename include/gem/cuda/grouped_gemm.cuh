@@ -178,7 +178,7 @@ class cublas_workers {
 // 1.07 ms vs 0.46 ms; DeepSeek-V3 T=8192: 15.2 ms vs 8.2 ms), where each group's GEMM outlasts the
 // host's ~8-14 us per cublasGemmEx: from a mean of 1.2e9 multiply-adds per group (rows x n x k).
 // Below it the loop is host-bound: Qwen3 T=8192 down (128 groups of 512 x 2048 x 768 = 0.8e9) took
-// 1.03-1.81 ms per group against 0.79-0.81 ms for the grouped call; OLMoE down (2.1e9) 0.56-0.77 ms
+// 1.03-1.81 ms on the loop against 0.79-0.81 ms for the grouped call; OLMoE down (2.1e9) 0.56-0.77 ms
 // against 0.98-1.03 ms (H200, sessions 3 and 4).
 constexpr std::int32_t device_path_max_rows = 16;
 constexpr std::int32_t per_group_min_mean_rows = 192;
