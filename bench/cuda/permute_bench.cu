@@ -59,6 +59,18 @@ void bm_permute(benchmark::State& state, move_case c) {
   (void)cudaStreamDestroy(s);
 }
 
+/// The destination-centric gather (one block per permuted row), for comparison in the same run.
+void bm_permute_rows(benchmark::State& state, move_case c) {
+  cudaStream_t s;
+  GEM_BENCH_CHECK(cudaStreamCreate(&s));
+  routed_rows r(c, s);
+  gem::bench::time_graph(state, s, reps_for(c), [&](int) {
+    GEM_BENCH_CHECK(gc::detail::launch_permute_rows(r.layout, c.k, r.x.p, c.H / 8, r.xp.p, s));
+  });
+  state.counters["bytes"] = 2.0 * c.T * c.k * c.H * 2;
+  (void)cudaStreamDestroy(s);
+}
+
 void bm_combine(benchmark::State& state, move_case c) {
   cudaStream_t s;
   GEM_BENCH_CHECK(cudaStreamCreate(&s));
@@ -95,7 +107,8 @@ int main(int argc, char** argv) {
     const std::string name = "rows/T=" + std::to_string(c.T) + "/k=" + std::to_string(c.k) + "/H=" + std::to_string(c.H);
     using bench_fn = void (*)(benchmark::State&, move_case);
     const std::pair<const char*, bench_fn> fns[] = {
-        {"/gem_permute", &bm_permute}, {"/gem_combine", &bm_combine}, {"/anchor_copy", &bm_copy}};
+        {"/gem_permute", &bm_permute}, {"/gem_permute_rows", &bm_permute_rows}, {"/gem_combine", &bm_combine},
+        {"/anchor_copy", &bm_copy}};
     for (const auto& [suffix, fn] : fns)
       benchmark::RegisterBenchmark((name + suffix).c_str(), fn, c)->UseManualTime()->Unit(benchmark::kMicrosecond);
   }

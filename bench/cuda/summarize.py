@@ -60,12 +60,14 @@ def main():
     p = medians(os.path.join(d, "permute.json"))
     if p:
         lines += ["### Permute / combine (bytes read + written; graph replays)", "",
-                  "| case | permute | TB/s | combine | TB/s | copy same bytes | TB/s |", "|---|---|---|---|---|---|---|"]
+                  "| case | permute | TB/s | destination-centric gather | combine | TB/s | copy same bytes | TB/s |",
+                  "|---|---|---|---|---|---|---|---|"]
         for name, b in p.items():
             if name.endswith("/gem_permute"):
                 base = name[: -len("/gem_permute")]
                 c, a = p.get(base + "/gem_combine"), p.get(base + "/anchor_copy")
-                row = [base, fmt(b["us"]), f"{b['bytes'] / b['us'] / 1e6:.2f}"]
+                rows = p.get(base + "/gem_permute_rows")
+                row = [base, fmt(b["us"]), f"{b['bytes'] / b['us'] / 1e6:.2f}", fmt(rows["us"]) if rows else "–"]
                 row += [fmt(c["us"]), f"{c['bytes'] / c['us'] / 1e6:.2f}"] if c else ["–", "–"]
                 row += [fmt(a["us"]), f"{a['bytes'] / a['us'] / 1e6:.2f}"] if a else ["–", "–"]
                 lines.append("| " + " | ".join(row) + " |")

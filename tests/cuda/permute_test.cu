@@ -70,34 +70,54 @@ TEST_CASE("permute copies each token row to its permuted rows exactly and zeroes
   std::mt19937_64 rng(21);
   struct shape {
     std::int32_t T, k, E, H, tile;
+    bool invalid;  // some ids out of range: their assignments are not copied anywhere
   };
-  for (const auto& s : {shape{1, 8, 64, 2048, 1}, shape{5, 2, 8, 4096, 16}, shape{300, 8, 64, 7168, 8},
-                        shape{1000, 6, 64, 1408, 1}, shape{64, 4, 16, 24, 4}}) {
+  // Both gathers on every shape (permute_async picks one by the number of tokens): T = 1 and 16
+  // split each row into column runs in the token-centric one; H = 24 is less than one vector per
+  // thread; k = 12 more destinations than the kernels unroll; T = 1100 takes the token-centric one
+  // through permute_async.
+  for (const auto& s : {shape{1, 8, 64, 2048, 1, false}, shape{5, 2, 8, 4096, 16, false},
+                        shape{300, 8, 64, 7168, 8, true}, shape{1000, 6, 64, 1408, 1, false},
+                        shape{64, 4, 16, 24, 4, true}, shape{16, 12, 32, 7168, 1, true},
+                        shape{1100, 6, 64, 512, 8, true}}) {
     CAPTURE(s.T);
     CAPTURE(s.H);
     const gc::routing_config cfg{.num_tokens = s.T, .top_k = s.k, .num_experts = s.E, .tile_rows = s.tile};
-    auto r = route(cfg, random_ids(rng, s.T, s.k, s.E));
+    auto ids = random_ids(rng, s.T, s.k, s.E);
+    if (s.invalid)
+      for (std::size_t i = 2; i < ids.size(); i += 13) ids[i] = i % 2 ? -1 : s.E + 3;
+    auto r = route(cfg, ids);
     const auto x = random_bf16(rng, static_cast<std::size_t>(s.T) * s.H);
     device_buffer<std::uint16_t> d_x(x);
     device_buffer<std::uint16_t> d_out(static_cast<std::size_t>(cfg.capacity_rows()) * s.H);
-    d_out.poison(0xff);
-    REQUIRE(gc::permute_async(r.layout, s.k, d_x.get(), s.H * 2, d_out.get(), nullptr).ok());
-    const auto out = d_out.download();
     const auto p2s = dl(r.layout.perm_to_src, static_cast<std::size_t>(cfg.capacity_rows()));
     const auto used = dl(r.layout.group_offsets + cfg.num_groups(), 1)[0];
-    bool all_ok = true;
-    for (std::int32_t row = 0; row < cfg.capacity_rows(); ++row) {
-      const auto src = p2s[static_cast<std::size_t>(row)];
-      for (std::int32_t h = 0; h < s.H; ++h) {
-        const auto got = out[static_cast<std::size_t>(row) * s.H + h];
-        std::uint16_t want;
-        if (row >= used) want = 0xffff;  // untouched
-        else if (src < 0) want = 0;
-        else want = x[static_cast<std::size_t>(src / s.k) * s.H + h];
-        all_ok &= got == want;
+    for (const int way : {0, 1, 2}) {  // permute_async, destination-centric, token-centric
+      CAPTURE(way);
+      d_out.poison(0xff);
+      if (way == 0)
+        REQUIRE(gc::permute_async(r.layout, s.k, d_x.get(), s.H * 2, d_out.get(), nullptr).ok());
+      else if (way == 1)
+        REQUIRE(gc::detail::launch_permute_rows(r.layout, s.k, d_x.get(), s.H / 8, d_out.get(), nullptr) ==
+                cudaSuccess);
+      else
+        REQUIRE(gc::detail::launch_permute_tokens(r.layout, s.k, d_x.get(), s.H / 8, d_out.get(), nullptr) ==
+                cudaSuccess);
+      const auto out = d_out.download();
+      bool all_ok = true;
+      for (std::int32_t row = 0; row < cfg.capacity_rows(); ++row) {
+        const auto src = p2s[static_cast<std::size_t>(row)];
+        for (std::int32_t h = 0; h < s.H; ++h) {
+          const auto got = out[static_cast<std::size_t>(row) * s.H + h];
+          std::uint16_t want;
+          if (row >= used) want = 0xffff;  // untouched
+          else if (src < 0) want = 0;
+          else want = x[static_cast<std::size_t>(src / s.k) * s.H + h];
+          all_ok &= got == want;
+        }
       }
+      CHECK(all_ok);
     }
-    CHECK(all_ok);
   }
 }
 

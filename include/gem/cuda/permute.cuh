@@ -14,6 +14,7 @@
 #include <cuda_bf16.h>
 #include <cuda_runtime.h>
 
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
 
@@ -35,19 +36,50 @@ using bf16 = __nv_bfloat16;
   return {};
 }
 
+namespace detail {
+/// The destination-centric gather (one block per permuted row; each token row is read k times).
+inline cudaError_t launch_permute_rows(const routing_layout& layout, std::int32_t top_k, const void* x,
+                                       std::int32_t vectors, void* out, cudaStream_t stream) noexcept {
+  return launch_pdl(permute_rows_kernel<>, dim3(static_cast<unsigned>(layout.capacity_rows)),
+                    dim3(permute_threads), 0, stream, static_cast<const int4*>(x), static_cast<int4*>(out),
+                    vectors, top_k, layout.perm_to_src, layout.group_offsets + layout.num_groups);
+}
+/// The token-centric gather (each token row read once, written to its k rows); rows split into
+/// column runs so that the grid keeps about two blocks per SM.
+inline cudaError_t launch_permute_tokens(const routing_layout& layout, std::int32_t top_k, const void* x,
+                                         std::int32_t vectors, void* out, cudaStream_t stream) noexcept {
+  const std::int32_t tokens = layout.num_assignments / top_k;
+  int dev = 0, sms = 132;
+  if (cudaGetDevice(&dev) != cudaSuccess ||
+      cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev) != cudaSuccess)
+    sms = 132;
+  const std::int32_t max_chunks = (vectors + permute_threads - 1) / permute_threads;
+  const std::int32_t chunks =
+      std::clamp((2 * sms + std::max(tokens, 1) - 1) / std::max(tokens, 1), 1, max_chunks);
+  const std::int32_t chunk_vectors = (vectors + chunks - 1) / chunks;
+  const std::int32_t pad_blocks = (layout.capacity_rows + permute_pad_rows - 1) / permute_pad_rows;
+  const dim3 grid(static_cast<unsigned>(tokens + pad_blocks), static_cast<unsigned>(chunks));
+  return launch_pdl(permute_tokens_kernel<>, grid, dim3(permute_threads), 0, stream,
+                    static_cast<const int4*>(x), static_cast<int4*>(out), vectors, chunk_vectors, top_k,
+                    tokens, layout.src_to_perm, layout.perm_to_src, layout.group_offsets + layout.num_groups);
+}
+}  // namespace detail
+
 /// Enqueues the gather on `stream` and returns before it finishes: row r of `out`
 /// ([layout.capacity_rows][row_bytes]) becomes row perm_to_src[r] / top_k of `x` ([T][row_bytes]);
 /// padding rows become zeros; rows at or past group_offsets[G] are not touched. Any element type:
-/// rows are copied as bytes. Needs no workspace.
+/// rows are copied as bytes. Needs no workspace. From detail::permute_token_min_tokens tokens each
+/// token row is read once and written to its k rows; below, each permuted row reads its token row.
 [[nodiscard]] inline status permute_async(const routing_layout& layout, std::int32_t top_k, const void* x,
                                           std::size_t row_bytes, void* out, cudaStream_t stream) noexcept {
   if (auto s = can_implement_permute(layout, row_bytes, x, out); !s) return s;
-  if (top_k <= 0) return {status_code::invalid_argument, cudaSuccess, 0};
+  if (top_k <= 0 || layout.num_assignments % top_k != 0 || !layout.src_to_perm)
+    return {status_code::invalid_argument, cudaSuccess, 0};
   if (layout.capacity_rows == 0) return {};
-  const auto e = detail::launch_pdl(detail::permute_rows_kernel<>, dim3(static_cast<unsigned>(layout.capacity_rows)),
-                                    dim3(detail::permute_threads), 0, stream, static_cast<const int4*>(x),
-                                    static_cast<int4*>(out), static_cast<std::int32_t>(row_bytes / 16), top_k,
-                                    layout.perm_to_src, layout.group_offsets + layout.num_groups);
+  const auto vectors = static_cast<std::int32_t>(row_bytes / 16);
+  const cudaError_t e = layout.num_assignments / top_k >= detail::permute_token_min_tokens
+                            ? detail::launch_permute_tokens(layout, top_k, x, vectors, out, stream)
+                            : detail::launch_permute_rows(layout, top_k, x, vectors, out, stream);
   return from_cuda(e != cudaSuccess ? e : cudaGetLastError());
 }
 
@@ -57,8 +89,8 @@ using bf16 = __nv_bfloat16;
                                                   const bf16* residual, const bf16* out) noexcept {
   const auto aligned = [](const void* p) { return reinterpret_cast<std::uintptr_t>(p) % 16 == 0; };
   if (!layout.src_to_perm || !y || !out || num_tokens <= 0 || top_k <= 0 || hidden <= 0 || hidden % 8 != 0 ||
-      static_cast<std::int64_t>(num_tokens) * top_k != layout.num_assignments || !aligned(y) || !aligned(out) ||
-      (residual && !aligned(residual)))
+      static_cast<std::int64_t>(num_tokens) * top_k != layout.num_assignments || !aligned(y) ||
+      !aligned(out) || (residual && !aligned(residual)))
     return {status_code::invalid_argument, cudaSuccess, 0};
   return {};
 }
@@ -68,16 +100,18 @@ using bf16 = __nv_bfloat16;
 /// fp32 in j order. `weights` ([T][k] float, source order; null means 1) and `residual` ([T][H];
 /// null means none) are optional; `y` is [capacity_rows][H]; out is [T][H] and may alias residual.
 /// Zero weights and ids out of range contribute nothing. Needs no workspace.
-[[nodiscard]] inline status combine_async(const routing_layout& layout, std::int32_t num_tokens, std::int32_t top_k,
-                                          const float* weights, const bf16* y, std::int32_t hidden,
-                                          const bf16* residual, bf16* out, cudaStream_t stream) noexcept {
+[[nodiscard]] inline status combine_async(const routing_layout& layout, std::int32_t num_tokens,
+                                          std::int32_t top_k, const float* weights, const bf16* y,
+                                          std::int32_t hidden, const bf16* residual, bf16* out,
+                                          cudaStream_t stream) noexcept {
   if (auto s = can_implement_combine(layout, num_tokens, top_k, hidden, y, residual, out); !s) return s;
   const auto launch = [&](auto kernel, int vpt) {
     const int per_block = detail::combine_threads * vpt;
-    const dim3 grid(static_cast<unsigned>(num_tokens), static_cast<unsigned>((hidden / 8 + per_block - 1) / per_block));
-    return detail::launch_pdl(kernel, grid, dim3(detail::combine_threads), 0, stream, reinterpret_cast<const int4*>(y),
-                              reinterpret_cast<const int4*>(residual), reinterpret_cast<int4*>(out), hidden / 8, top_k,
-                              layout.src_to_perm, weights);
+    const dim3 grid(static_cast<unsigned>(num_tokens),
+                    static_cast<unsigned>((hidden / 8 + per_block - 1) / per_block));
+    return detail::launch_pdl(kernel, grid, dim3(detail::combine_threads), 0, stream,
+                              reinterpret_cast<const int4*>(y), reinterpret_cast<const int4*>(residual),
+                              reinterpret_cast<int4*>(out), hidden / 8, top_k, layout.src_to_perm, weights);
   };
   const cudaError_t e = top_k <= 2   ? launch(detail::combine_rows_kernel<4, 2>, 4)
                         : top_k <= 4 ? launch(detail::combine_rows_kernel<2, 4>, 2)

@@ -59,6 +59,62 @@ __global__ void __launch_bounds__(permute_threads) permute_rows_kernel(
   }
 }
 
+/// Padding rows one block of permute_tokens_kernel checks (and zeroes).
+constexpr int permute_pad_rows = 32;
+/// permute_async gathers token-centric from this many tokens, destination-centric below. H200,
+/// 2026-11-29 (bench/RESULTS.md): token-centric 87 / 297 us against 118 / 438 us at T = 8192 (k = 8,
+/// H = 2048 / 7168), 31.2 against 33.8 us at T = 4096 (k = 2), on par at T = 1024, but 3.6 against
+/// ~1.9 us at T = 16 (112 blocks of one vector per thread, and padding checks in series).
+constexpr std::int32_t permute_token_min_tokens = 1024;
+
+/// Token-centric gather: block (t, c) reads the c-th run of chunk_vectors 16-byte vectors of token
+/// row t of x once and writes it to the token's k permuted rows src_to_perm[t*k + j] (none for -1:
+/// an id out of range). Blocks t >= num_tokens zero the padding rows (perm_to_src < 0) below
+/// rows_used, permute_pad_rows rows each. Rows at or past rows_used are left alone.
+template <int = 0>
+__global__ void __launch_bounds__(permute_threads)
+    permute_tokens_kernel(const int4* __restrict__ x, int4* __restrict__ out, std::int32_t vectors_per_row,
+                          std::int32_t chunk_vectors, std::int32_t top_k, std::int32_t num_tokens,
+                          const std::int32_t* __restrict__ src_to_perm,
+                          const std::int32_t* __restrict__ perm_to_src,
+                          const std::int32_t* __restrict__ rows_used) {
+  pdl_begin();
+  const auto t = static_cast<std::int32_t>(blockIdx.x);
+  const std::int32_t v_begin = static_cast<std::int32_t>(blockIdx.y) * chunk_vectors;
+  const std::int32_t v_end = min(vectors_per_row, v_begin + chunk_vectors);
+  if (t >= num_tokens) {
+    const std::int32_t r0 = (t - num_tokens) * permute_pad_rows;
+    const std::int32_t r1 = min(*rows_used, r0 + permute_pad_rows);
+    for (std::int32_t r = r0; r < r1; ++r)
+      if (perm_to_src[r] < 0)
+        for (std::int32_t v = v_begin + static_cast<std::int32_t>(threadIdx.x); v < v_end;
+             v += permute_threads)
+          out[static_cast<std::int64_t>(r) * vectors_per_row + v] = int4{0, 0, 0, 0};
+    return;
+  }
+  const int4* row = x + static_cast<std::int64_t>(t) * vectors_per_row;
+  const std::int32_t* dst = src_to_perm + static_cast<std::int64_t>(t) * top_k;
+  for (std::int32_t v0 = v_begin + static_cast<std::int32_t>(threadIdx.x); v0 < v_end;
+       v0 += permute_threads * permute_unroll) {
+    int4 buf[permute_unroll];
+#pragma unroll
+    for (int u = 0; u < permute_unroll; ++u) {
+      const std::int32_t v = v0 + u * permute_threads;
+      if (v < v_end) buf[u] = load_nc(row + v);
+    }
+    for (std::int32_t j = 0; j < top_k; ++j) {
+      const std::int32_t d = dst[j];
+      if (d < 0) continue;
+      int4* o = out + static_cast<std::int64_t>(d) * vectors_per_row;
+#pragma unroll
+      for (int u = 0; u < permute_unroll; ++u) {
+        const std::int32_t v = v0 + u * permute_threads;
+        if (v < v_end) o[v] = buf[u];
+      }
+    }
+  }
+}
+
 __device__ __forceinline__ void accumulate8(float (&acc)[8], int4 v, float w) {
   const auto* h = reinterpret_cast<const __nv_bfloat162*>(&v);
 #pragma unroll
