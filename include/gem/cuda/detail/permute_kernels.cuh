@@ -64,7 +64,7 @@ constexpr int permute_pad_rows = 32;
 /// permute_async gathers token-centric from this many tokens, destination-centric below. H200,
 /// 2026-11-29 (bench/RESULTS.md): token-centric 87 / 297 us against 118 / 438 us at T = 8192 (k = 8,
 /// H = 2048 / 7168), 31.2 against 33.8 us at T = 4096 (k = 2), on par at T = 1024, but 3.6 against
-/// ~1.9 us at T = 16 (112 blocks of one vector per thread, and padding checks in series).
+/// ~1.9 us at T = 16 (likely its 112 blocks of one vector per thread and the padding checks in series).
 constexpr std::int32_t permute_token_min_tokens = 1024;
 
 /// Token-centric gather: block (t, c) reads the c-th run of chunk_vectors 16-byte vectors of token
