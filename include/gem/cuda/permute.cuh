@@ -37,26 +37,22 @@ using bf16 = __nv_bfloat16;
 }
 
 namespace detail {
-/// The destination-centric gather (one block per permuted row; each token row is read k times).
-inline cudaError_t launch_permute_rows(const routing_layout& layout, std::int32_t top_k, const void* x,
-                                       std::int32_t vectors, void* out, cudaStream_t stream) noexcept {
-  return launch_pdl(permute_rows_kernel<>, dim3(static_cast<unsigned>(layout.capacity_rows)),
-                    dim3(permute_threads), 0, stream, static_cast<const int4*>(x), static_cast<int4*>(out),
-                    vectors, top_k, layout.perm_to_src, layout.group_offsets + layout.num_groups);
-}
 /// The token-centric gather (each token row read once, written to its k rows); rows split into
-/// column runs so that the grid keeps about two blocks per SM.
+/// column runs of whole multiples of permute_threads vectors so that the grid keeps about
+/// `blocks_per_sm` blocks per SM.
 inline cudaError_t launch_permute_tokens(const routing_layout& layout, std::int32_t top_k, const void* x,
-                                         std::int32_t vectors, void* out, cudaStream_t stream) noexcept {
+                                         std::int32_t vectors, void* out, cudaStream_t stream,
+                                         std::int32_t blocks_per_sm = permute_token_blocks_per_sm) noexcept {
   const std::int32_t tokens = layout.num_assignments / top_k;
   int dev = 0, sms = 132;
   if (cudaGetDevice(&dev) != cudaSuccess ||
       cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev) != cudaSuccess)
     sms = 132;
-  const std::int32_t max_chunks = (vectors + permute_threads - 1) / permute_threads;
-  const std::int32_t chunks =
-      std::clamp((2 * sms + std::max(tokens, 1) - 1) / std::max(tokens, 1), 1, max_chunks);
-  const std::int32_t chunk_vectors = (vectors + chunks - 1) / chunks;
+  const std::int32_t runs = (vectors + permute_threads - 1) / permute_threads;  // of permute_threads vectors
+  const std::int32_t want =
+      std::clamp((blocks_per_sm * sms + std::max(tokens, 1) - 1) / std::max(tokens, 1), 1, runs);
+  const std::int32_t chunk_vectors = (runs + want - 1) / want * permute_threads;
+  const std::int32_t chunks = (vectors + chunk_vectors - 1) / chunk_vectors;
   const std::int32_t pad_blocks = (layout.capacity_rows + permute_pad_rows - 1) / permute_pad_rows;
   const dim3 grid(static_cast<unsigned>(tokens + pad_blocks), static_cast<unsigned>(chunks));
   return launch_pdl(permute_tokens_kernel<>, grid, dim3(permute_threads), 0, stream,
@@ -68,8 +64,8 @@ inline cudaError_t launch_permute_tokens(const routing_layout& layout, std::int3
 /// Enqueues the gather on `stream` and returns before it finishes: row r of `out`
 /// ([layout.capacity_rows][row_bytes]) becomes row perm_to_src[r] / top_k of `x` ([T][row_bytes]);
 /// padding rows become zeros; rows at or past group_offsets[G] are not touched. Any element type:
-/// rows are copied as bytes. Needs no workspace. From detail::permute_token_min_tokens tokens each
-/// token row is read once and written to its k rows; below, each permuted row reads its token row.
+/// rows are copied as bytes. Needs no workspace. Each token row is read once and written to its k
+/// rows (ids out of range: to none).
 [[nodiscard]] inline status permute_async(const routing_layout& layout, std::int32_t top_k, const void* x,
                                           std::size_t row_bytes, void* out, cudaStream_t stream) noexcept {
   if (auto s = can_implement_permute(layout, row_bytes, x, out); !s) return s;
@@ -77,9 +73,7 @@ inline cudaError_t launch_permute_tokens(const routing_layout& layout, std::int3
     return {status_code::invalid_argument, cudaSuccess, 0};
   if (layout.capacity_rows == 0) return {};
   const auto vectors = static_cast<std::int32_t>(row_bytes / 16);
-  const cudaError_t e = layout.num_assignments / top_k >= detail::permute_token_min_tokens
-                            ? detail::launch_permute_tokens(layout, top_k, x, vectors, out, stream)
-                            : detail::launch_permute_rows(layout, top_k, x, vectors, out, stream);
+  const cudaError_t e = detail::launch_permute_tokens(layout, top_k, x, vectors, out, stream);
   return from_cuda(e != cudaSuccess ? e : cudaGetLastError());
 }
 

@@ -28,44 +28,12 @@ __device__ __forceinline__ int4 load_nc(const int4* p) {
   return v;
 }
 
-/// One block per permuted row r < capacity: copies token row perm_to_src[r] / k of x to row r of
-/// out; padding rows get zeros; rows at or past group_offsets[G] are left alone.
-template <int = 0>  // a template, so that every translation unit may include this header
-__global__ void __launch_bounds__(permute_threads) permute_rows_kernel(
-    const int4* __restrict__ x, int4* __restrict__ out, std::int32_t vectors_per_row, std::int32_t top_k,
-    const std::int32_t* __restrict__ perm_to_src, const std::int32_t* __restrict__ rows_used) {
-  pdl_begin();
-  const std::int32_t r = static_cast<std::int32_t>(blockIdx.x);
-  if (r >= *rows_used) return;
-  const std::int32_t src = perm_to_src[r];
-  int4* dst = out + static_cast<std::int64_t>(r) * vectors_per_row;
-  if (src < 0) {
-    for (std::int32_t v = threadIdx.x; v < vectors_per_row; v += permute_threads) dst[v] = int4{0, 0, 0, 0};
-    return;
-  }
-  const int4* row = x + static_cast<std::int64_t>(src / top_k) * vectors_per_row;
-  for (std::int32_t v0 = threadIdx.x; v0 < vectors_per_row; v0 += permute_threads * permute_unroll) {
-    int4 buf[permute_unroll];
-#pragma unroll
-    for (int u = 0; u < permute_unroll; ++u) {
-      const std::int32_t v = v0 + u * permute_threads;
-      if (v < vectors_per_row) buf[u] = load_nc(row + v);
-    }
-#pragma unroll
-    for (int u = 0; u < permute_unroll; ++u) {
-      const std::int32_t v = v0 + u * permute_threads;
-      if (v < vectors_per_row) dst[v] = buf[u];
-    }
-  }
-}
-
-/// Padding rows one block of permute_tokens_kernel checks (and zeroes).
-constexpr int permute_pad_rows = 32;
-/// permute_async gathers token-centric from this many tokens, destination-centric below. H200,
-/// 2026-11-29 (bench/RESULTS.md): token-centric 87 / 297 us against 118 / 438 us at T = 8192 (k = 8,
-/// H = 2048 / 7168), 31.2 against 33.8 us at T = 4096 (k = 2), on par at T = 1024, but 3.6 against
-/// ~1.9 us at T = 16 (likely its 112 blocks of one vector per thread and the padding checks in series).
-constexpr std::int32_t permute_token_min_tokens = 1024;
+/// Padding rows one block of permute_tokens_kernel checks (one per thread) and zeroes.
+constexpr int permute_pad_rows = permute_threads;
+/// Blocks per SM the gather aims for: rows are split into column runs (whole multiples of
+/// permute_threads vectors) when tokens are few. H200, 2026-11-29 (bench/RESULTS.md), k = 8, H = 7168:
+/// T = 128 5.40 us at 4 per SM against 7.05 at 2 and 5.53 at 8; T = 1024 39.2 us at 4, 34.9 at 8.
+constexpr std::int32_t permute_token_blocks_per_sm = 4;
 
 /// Token-centric gather: block (t, c) reads the c-th run of chunk_vectors 16-byte vectors of token
 /// row t of x once and writes it to the token's k permuted rows src_to_perm[t*k + j] (none for -1:
@@ -82,14 +50,17 @@ __global__ void __launch_bounds__(permute_threads)
   const auto t = static_cast<std::int32_t>(blockIdx.x);
   const std::int32_t v_begin = static_cast<std::int32_t>(blockIdx.y) * chunk_vectors;
   const std::int32_t v_end = min(vectors_per_row, v_begin + chunk_vectors);
-  if (t >= num_tokens) {
-    const std::int32_t r0 = (t - num_tokens) * permute_pad_rows;
-    const std::int32_t r1 = min(*rows_used, r0 + permute_pad_rows);
-    for (std::int32_t r = r0; r < r1; ++r)
-      if (perm_to_src[r] < 0)
-        for (std::int32_t v = v_begin + static_cast<std::int32_t>(threadIdx.x); v < v_end;
-             v += permute_threads)
-          out[static_cast<std::int64_t>(r) * vectors_per_row + v] = int4{0, 0, 0, 0};
+  if (t >= num_tokens) {  // each thread checks one row; then the block zeroes the padding rows found
+    __shared__ std::int32_t pad[permute_pad_rows];
+    __shared__ std::int32_t found;
+    if (threadIdx.x == 0) found = 0;
+    __syncthreads();
+    const std::int32_t r = (t - num_tokens) * permute_pad_rows + static_cast<std::int32_t>(threadIdx.x);
+    if (r < *rows_used && perm_to_src[r] < 0) pad[atomicAdd(&found, 1)] = r;
+    __syncthreads();
+    for (std::int32_t i = 0; i < found; ++i)
+      for (std::int32_t v = v_begin + static_cast<std::int32_t>(threadIdx.x); v < v_end; v += permute_threads)
+        out[static_cast<std::int64_t>(pad[i]) * vectors_per_row + v] = int4{0, 0, 0, 0};
     return;
   }
   const int4* row = x + static_cast<std::int64_t>(t) * vectors_per_row;
