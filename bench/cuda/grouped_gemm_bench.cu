@@ -66,7 +66,17 @@ cublasHandle_t handle() {
 }
 
 enum class which { gate_up, down, ffn };
-enum class variant { gem_auto, gem_device, gem_device32, gem_per_group, gem_padded, gem_bucketed32, anchor_grouped, anchor_loop };
+enum class variant {
+  gem_auto,
+  gem_device,
+  gem_device32,
+  gem_per_group,
+  gem_chunked,
+  gem_padded,
+  gem_bucketed32,
+  anchor_grouped,
+  anchor_loop
+};
 
 /// One routing of T tokens: host and device counts and offsets (unpadded).
 struct routing {
@@ -187,8 +197,7 @@ void bm_gemm(benchmark::State& state, model m, std::int32_t T, which wh, variant
     if (v == variant::gem_device32)  // 32-row passes whatever the sizes: no host sizes, rows_hint 32
       for (auto& f : fs) f.rows_hint = 32;
     std::size_t bytes = 0;
-    for (auto p : {gc::gemm_path::device_counts, gc::gemm_path::grouped})
-      bytes = std::max(bytes, gc::expert_ffn_workspace_size(fs[0], p));
+    bytes = gc::expert_ffn_workspace_size(fs[0], gc::gemm_path::automatic);  // the most any path needs
     device_array<unsigned char> ws(bytes);
     chosen = path == gc::gemm_path::automatic
                  ? gc::choose_gemm_path({.n = 2 * m.inter, .k = m.hidden}, {rs[0].counts, rs[0].offsets})
@@ -205,11 +214,12 @@ void bm_gemm(benchmark::State& state, model m, std::int32_t T, which wh, variant
     for (const auto& r : rs)
       ps.push_back({.num_groups = m.experts, .n = N, .k = K, .capacity_rows = rows, .x = x.p, .w = W, .y = y.p,
                     .counts = r.d_counts.p, .offsets = r.d_offsets.p, .rows_hint = hint, .max_active_groups = max_active});
-    device_array<unsigned char> ws(gc::grouped_gemm_workspace_size(ps[0], gc::gemm_path::grouped));
+    device_array<unsigned char> ws(gc::grouped_gemm_workspace_size(ps[0], gc::gemm_path::chunked));  // the most
     if (v == variant::gem_auto || v == variant::gem_device || v == variant::gem_device32 || v == variant::gem_per_group ||
-        v == variant::gem_padded || v == variant::gem_bucketed32) {
+        v == variant::gem_chunked || v == variant::gem_padded || v == variant::gem_bucketed32) {
       const auto path = v == variant::gem_device || v == variant::gem_device32 ? gc::gemm_path::device_counts
                         : v == variant::gem_per_group  ? gc::gemm_path::per_group
+                        : v == variant::gem_chunked    ? gc::gemm_path::chunked
                         : v == variant::gem_bucketed32 ? gc::gemm_path::bucketed
                                                        : gc::gemm_path::automatic;
       chosen = path == gc::gemm_path::automatic ? gc::choose_gemm_path(ps[0], {rs[0].counts, rs[0].offsets}) : path;
@@ -284,6 +294,7 @@ int main(int argc, char** argv) {
                                                       {variant::gem_device, "gem_device"},
                                                       {variant::gem_device32, "gem_device_32row"},
                                                       {variant::gem_per_group, "gem_per_group_fanout"},
+                                                      {variant::gem_chunked, "gem_chunked"},
                                                       {variant::gem_padded, "gem_padded128"},
                                                       {variant::gem_bucketed32, "gem_bucketed_pad32"},
                                                       {variant::anchor_grouped, "anchor_cublas_grouped"},
@@ -295,6 +306,7 @@ int main(int argc, char** argv) {
           if (v == variant::gem_device && T > 128) continue;
           if (v == variant::gem_device32 && (T < 16 || T > 128)) continue;
           if (v == variant::gem_per_group && (T < 128 || wh == which::ffn)) continue;
+          if (v == variant::gem_chunked && (T < 1024 || wh == which::ffn)) continue;
           if (v == variant::gem_padded && T < 1024) continue;
           if (v == variant::gem_bucketed32 && (T != 1024 || wh == which::ffn)) continue;
           if (wh == which::ffn && (v == variant::anchor_grouped || v == variant::anchor_loop)) continue;

@@ -6,7 +6,7 @@ import json
 import os
 import sys
 
-PATHS = {0: "auto", 1: "device", 2: "per_group", 3: "grouped", 4: "bucketed"}
+PATHS = {0: "auto", 1: "device", 2: "per_group", 3: "grouped", 4: "bucketed", 5: "chunked"}
 
 
 def medians(path):
@@ -60,16 +60,17 @@ def main():
     p = medians(os.path.join(d, "permute.json"))
     if p:
         lines += ["### Permute / combine (bytes read + written; graph replays)", "",
-                  "| case | permute | TB/s | destination-centric gather | combine | TB/s | copy same bytes | TB/s |",
+                  "| case | permute | TB/s | combine | TB/s | copy same bytes | TB/s | write permute's output (memset) |",
                   "|---|---|---|---|---|---|---|---|"]
         for name, b in p.items():
             if name.endswith("/gem_permute"):
                 base = name[: -len("/gem_permute")]
                 c, a = p.get(base + "/gem_combine"), p.get(base + "/anchor_copy")
-                rows = p.get(base + "/gem_permute_rows")
-                row = [base, fmt(b["us"]), f"{b['bytes'] / b['us'] / 1e6:.2f}", fmt(rows["us"]) if rows else "–"]
+                w = p.get(base + "/anchor_write")
+                row = [base, fmt(b["us"]), f"{b['bytes'] / b['us'] / 1e6:.2f}"]
                 row += [fmt(c["us"]), f"{c['bytes'] / c['us'] / 1e6:.2f}"] if c else ["–", "–"]
                 row += [fmt(a["us"]), f"{a['bytes'] / a['us'] / 1e6:.2f}"] if a else ["–", "–"]
+                row += [fmt(w["us"]) if w else "–"]
                 lines.append("| " + " | ".join(row) + " |")
         lines.append("")
     g = medians(os.path.join(d, "gemm.json"))
@@ -81,8 +82,9 @@ def main():
             lines += [f"Copy bandwidth (2 GiB device-to-device, read + written): {copy_tbs:.2f} TB/s", ""]
         lines += ["### Grouped GEMM (gem automatic path vs anchors; ratio = anchor time / gem time)", "",
                   "| shape | T | gem auto (path) | TFLOP/s | gem device | TB/s (% copy) | gem per-group, 4 streams | "
-                  "gem auto, 128-padded layout (path) | TFLOP/s | cuBLAS grouped | x | cuBLAS loop | x | torch | x |",
-                  "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+                  "gem chunked | gem auto, 128-padded layout (path) | TFLOP/s | cuBLAS grouped | x | cuBLAS loop | x | "
+                  "torch | x | gem auto unpadded vs torch |",
+                  "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
         for name, b in g.items():
             if not name.endswith("/gem_auto") or "/ffn/" in name:
                 continue
@@ -94,6 +96,7 @@ def main():
             to = t.get(base + "/anchor_torch_grouped_mm")
             # the ratio columns compare anchors with gem's best automatic result (unpadded or padded layout)
             pd_ = g.get(base + "/gem_padded128")
+            unpadded = b["us"]
             b = min([b] + ([pd_] if pd_ else []), key=lambda e: e["us"])
             row = [f"{model} {gemm}", tt[2:], f"{fmt(b['us'])} ({PATHS.get(int(b.get('path', -1)), '?')})",
                    f"{b['flops'] / b['us'] / 1e6:.0f}"]
@@ -108,6 +111,8 @@ def main():
                 row += ["–", "–"]
             pg = g.get(base + "/gem_per_group_fanout")
             row.append(fmt(pg["us"]) if pg else "–")
+            ch = g.get(base + "/gem_chunked")
+            row.append(fmt(ch["us"]) if ch else "–")
             pd = g.get(base + "/gem_padded128")
             bk = g.get(base + "/gem_bucketed_pad32")
             row += ([f"{fmt(pd['us'])} ({PATHS.get(int(pd.get('path', -1)), '?')})"
@@ -115,6 +120,7 @@ def main():
                     if pd else ["–", "–"])
             for a in (cg["us"] if cg else None, cl["us"] if cl else None, to):
                 row += [fmt(a), f"{a / b['us']:.2f}" if a else "–"]
+            row.append(f"{to / unpadded:.2f}" if to else "–")
             lines.append("| " + " | ".join(row) + " |")
         lines.append("")
         lines += ["### Expert FFN (gate/up + SiLU·mul + down)", "",

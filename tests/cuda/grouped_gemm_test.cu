@@ -120,9 +120,15 @@ struct cublas_handle {
 };
 
 const gc::gemm_path all_paths[] = {gc::gemm_path::device_counts, gc::gemm_path::per_group, gc::gemm_path::grouped,
-                                   gc::gemm_path::bucketed, gc::gemm_path::automatic};
+                                   gc::gemm_path::bucketed,      gc::gemm_path::chunked,   gc::gemm_path::automatic};
 
 }  // namespace
+
+// the chunked path's cut: chunks of 128 rows, below that of the largest power of two that fits
+static_assert(gc::detail::chunk_rows_for(1) == 1 && gc::detail::chunk_rows_for(3) == 2 &&
+              gc::detail::chunk_rows_for(127) == 64 && gc::detail::chunk_rows_for(128) == 128 &&
+              gc::detail::chunk_rows_for(1000) == 128);
+static_assert(gc::detail::chunk_class(128) == 0 && gc::detail::chunk_class(64) == 1 && gc::detail::chunk_class(1) == 7);
 
 TEST_CASE("every grouped GEMM path matches a float64 reference on skewed and empty groups") {
   GEM_REQUIRE_GPU();
@@ -177,10 +183,18 @@ TEST_CASE("every grouped GEMM path matches a float64 reference on skewed and emp
         REQUIRE(cudaDeviceSynchronize() == cudaSuccess);
         const bool rooms = path == gc::gemm_path::bucketed ||
                            (path == gc::gemm_path::automatic && gc::choose_gemm_path(p, sizes) == gc::gemm_path::bucketed);
-        const auto r = compare(g, s.n, d_y.download(), ref, rooms);
+        const auto y = d_y.download();
+        const auto r = compare(g, s.n, y, ref, rooms);
         CHECK(r.written);
         CHECK(r.untouched);
         CHECK(r.rel_err <= 1e-2);
+        // the same bytes again (the chunked path writes overlapping rows twice: with the same values)
+        d_y.poison(0xff);
+        REQUIRE(gc::grouped_gemm_async(p, path, no_sizes ? gc::host_group_sizes{} : sizes, ctx, ws.get(), ws.size(),
+                                       nullptr)
+                    .ok());
+        REQUIRE(cudaDeviceSynchronize() == cudaSuccess);
+        CHECK(d_y.download() == y);
       }
     }
   }

@@ -30,9 +30,10 @@ struct profile_cli_options {
 
 cuda::gemm_path path_by_name(const std::string& v) {
   for (const auto p : {cuda::gemm_path::automatic, cuda::gemm_path::device_counts, cuda::gemm_path::per_group,
-                       cuda::gemm_path::grouped, cuda::gemm_path::bucketed})
+                       cuda::gemm_path::grouped, cuda::gemm_path::bucketed, cuda::gemm_path::chunked})
     if (v == cuda::to_string(p)) return p;
-  throw config_error("--path must be automatic, device_counts, per_group, grouped or bucketed, got '" + v + "'");
+  throw config_error("--path must be automatic, device_counts, per_group, grouped, bucketed or chunked, got '" + v +
+                     "'");
 }
 
 void run_profile(const profile_cli_options& o) {
@@ -104,7 +105,7 @@ void register_profile(CLI::App& app) {
                   "Experts one device runs per step, the table's reference (default: experts / devices)");
   sub->add_option("--mixes", o->mixes, "Uneven row mixes to fit the table to (0: read it off even rows)")->check(CLI::NonNegativeNumber);
   sub->add_option("--repeats", o->repeats, "Timed runs per point (>= 10)");
-  sub->add_option("--path", o->path, "Expert GEMM path: automatic, device_counts, per_group, grouped, bucketed");
+  sub->add_option("--path", o->path, "Expert GEMM path: automatic, device_counts, per_group, grouped, bucketed, chunked");
   sub->callback([o] { run_profile(*o); });
 }
 

@@ -20,6 +20,7 @@
 // that automatic can take the bucketed path (one batched cuBLAS call per distinct padded size);
 // decode and small batches (up to 32 rows per group, e.g. T <= 128 with 64+ experts): device_counts,
 // inside a captured graph if you like (automatic takes it up to 16 rows; see the regime notes).
+// Prefill on an unpadded layout: gemm_path::chunked (automatic does not take it; see the notes).
 #pragma once
 
 #include <cublas_v2.h>
@@ -55,6 +56,9 @@ enum class gemm_path : std::int32_t {
   grouped,         ///< one cublasGemmGroupedBatchedEx call over the active groups (many mid-size groups)
   bucketed,        ///< one cublasGemmBatchedEx per distinct room (offsets[g+1] - offsets[g]): prefill on a
                    ///< tile-padded layout; computes every row of a group's room (padding rows too)
+  chunked,         ///< groups cut into chunks of 128 rows (smaller groups: of a power of two), one
+                   ///< cublasGemmBatchedEx per chunk size: prefill on an unpadded layout; a group's last
+                   ///< chunk ends at its last row and may overlap the one before (rows computed twice)
 };
 
 /// Name of a path, for messages and benchmark labels.
@@ -65,6 +69,7 @@ enum class gemm_path : std::int32_t {
     case gemm_path::per_group: return "per_group";
     case gemm_path::grouped: return "grouped";
     case gemm_path::bucketed: return "bucketed";
+    case gemm_path::chunked: return "chunked";
   }
   return "unknown";
 }
@@ -167,12 +172,17 @@ class cublas_workers {
 // With 32-row passes it also wins at 17-32 rows when called as gemm_path::device_counts (T=128,
 // means of 8-16 rows: OLMoE 132 vs 143 us, DS-V2-Lite 187 vs 201, Qwen3 194 vs 208: 1.07-1.17x),
 // but automatic keeps cuBLAS there: the profiler and the MoE layer (examples/moe_layer) run
-// automatic, and a path that flips with the step's largest group is a cost no per-expert table
-// follows (256-token steps on 40/32/32/24-SM partitions, means of ~24 rows: prediction error 8-9%
-// median against 2-5%, and gem's gain over eplb shrank from 0.889x to 0.913x). A hybrid call (device
+// automatic, and a path that flips with the step's sizes is a cost no per-expert table follows
+// (256-token steps on 40/32/32/24-SM partitions, means of ~24 rows: prediction error 8-9% median
+// against 2-5%, and gem's gain over eplb shrank from 0.889x to 0.913x). A hybrid call (device
 // kernel for the small groups, cuBLAS for the large, in one step) was tried in session 4 and lost:
 // DeepSeek-V3 T=1024 unpadded 0.96 / 0.93x the grouped call, and the MoE layer's 256-token steps ran
-// slower still (gem-extended 0.964x eplb concurrent; bench/cuda/NOTES.md).
+// slower still (gem-extended 0.964x eplb concurrent; bench/cuda/NOTES.md). Session 5 tried again
+// with two rules in automatic (the device kernel up to 32 rows at a mean of <= 16, and the chunked
+// path from a mean of 48 rows): each wins where the benchmark measures it, but in the MoE layer the
+// prediction error rose to 7-11% median and gem-extended fell to 0.926x / 0.939x eplb (concurrent,
+// 256 / 1024 tokens) against 0.88-0.90x, so automatic stays as it was and chunked is asked for by
+// name (bench/RESULTS.md, session 5).
 // cublasGemmGroupedBatchedEx wins at 16-128 rows per active group (Qwen3 T=1024: 0.30 ms vs 1.5 ms
 // per-group loop) and loses 1.7-2.3x to the per-group loop from ~256 rows (Mixtral T=1024 down:
 // 1.07 ms vs 0.46 ms; DeepSeek-V3 T=8192: 15.2 ms vs 8.2 ms), where each group's GEMM outlasts the
@@ -180,6 +190,14 @@ class cublas_workers {
 // Below it the loop is host-bound: Qwen3 T=8192 down (128 groups of 512 x 2048 x 768 = 0.8e9) took
 // 1.03-1.81 ms on the loop against 0.79-0.81 ms for the grouped call; OLMoE down (2.1e9) 0.56-0.77 ms
 // against 0.98-1.03 ms (H200, sessions 3 and 4).
+// gemm_path::chunked, for prefill on an unpadded layout (H200, session 5): at T=8192 it beats the
+// per-group loop, the grouped call and torch._grouped_mm for the mid-size experts (Qwen3 gate/up /
+// down 662-679 / 363-374 us against 712 / 422 for torch; OLMoE 827 / 427, torch 847 / 472; DS-V2-Lite
+// 864-890 / 447-454, torch 905 / 491) and is within 1-3% of the per-group loop for DeepSeek-V3; at
+// T=1024 (means of 64-128 rows) 1.0-1.4x the grouped call but 0.90-0.98x torch for DS-V2-Lite and
+// Qwen3 gate/up (a group of 65-127 rows takes two 64-row chunks). Not for means of ~32 rows
+// (DeepSeek-V3 T=1024: 5.04 / 2.44 ms against 3.89 / 2.07 grouped: its chunks multiply weight reads)
+// nor for a few huge experts (Mixtral T=8192 gate/up 6.97 ms against 5.46 per group).
 constexpr std::int32_t device_path_max_rows = 16;
 constexpr std::int32_t per_group_min_mean_rows = 192;
 constexpr double per_group_min_group_macs = 1.2e9;
@@ -262,17 +280,30 @@ inline std::size_t align256(std::size_t v) noexcept { return (v + 255) / 256 * 2
       p.max_active_groups < 0 || !aligned(p.x) || !aligned(p.w) || !aligned(p.y) || !p.counts || !p.offsets)
     return detail::bad_argument();
   if (p.num_groups > 65535) return {status_code::unsupported, cudaSuccess, 0};
-  if (path == gemm_path::bucketed && p.num_groups > max_cublas_groups) return {status_code::unsupported, cudaSuccess, 0};
+  if ((path == gemm_path::bucketed || path == gemm_path::chunked) && p.num_groups > max_cublas_groups)
+    return {status_code::unsupported, cudaSuccess, 0};
   if ((path == gemm_path::device_counts || path == gemm_path::automatic) &&
       (p.n % 16 != 0 || p.k % 32 != 0 || static_cast<std::int64_t>(p.n) * p.k > INT32_MAX))
     return {status_code::unsupported, cudaSuccess, 0};  // the kernel's offsets inside a group are 32-bit
   return {};
 }
 
-/// Device workspace bytes grouped_gemm_async needs for `path` (automatic: the most any path needs).
+namespace detail {
+/// The most chunks the chunked path cuts capacity_rows rows in num_groups groups into: a group of
+/// n >= 128 rows takes at most n / 128 + 1, a smaller one at most 2.
+inline std::size_t chunk_items_max(const grouped_gemm_problem& p) noexcept {
+  return static_cast<std::size_t>(std::max(p.capacity_rows, 0)) / chunk_rows_max +
+         2 * static_cast<std::size_t>(std::max(p.num_groups, 0));
+}
+}  // namespace detail
+
+/// Device workspace bytes grouped_gemm_async needs for `path` (automatic: the most any path it takes
+/// needs): three cuBLAS pointer arrays, one entry per group (per chunk on the chunked path).
 [[nodiscard]] inline std::size_t grouped_gemm_workspace_size(const grouped_gemm_problem& p, gemm_path path) noexcept {
-  if (path == gemm_path::device_counts || path == gemm_path::per_group) return 0;  // grouped, bucketed, automatic:
-  return 3 * detail::align256(static_cast<std::size_t>(std::max(p.num_groups, 0)) * sizeof(void*));
+  if (path == gemm_path::device_counts || path == gemm_path::per_group) return 0;
+  const auto groups = static_cast<std::size_t>(std::max(p.num_groups, 0));
+  const std::size_t entries = path == gemm_path::chunked ? std::max(groups, detail::chunk_items_max(p)) : groups;
+  return 3 * detail::align256(entries * sizeof(void*));
 }
 
 namespace detail {
@@ -434,6 +465,45 @@ inline status run_bucketed(const grouped_gemm_problem& p, const host_group_sizes
   return {};
 }
 
+inline status run_chunked(const grouped_gemm_problem& p, const host_group_sizes& s, cublasHandle_t h, void* ws,
+                          cudaStream_t stream) noexcept {
+  std::array<std::int64_t, chunk_classes> per_class{};
+  std::int64_t items = 0;
+  for (std::int32_t g = 0; g < p.num_groups; ++g) {
+    const auto u = static_cast<std::size_t>(g);
+    const auto rows = s.counts[u];
+    if (rows <= 0) continue;
+    if (static_cast<std::int64_t>(s.offsets[u]) + rows > p.capacity_rows) return bad_argument();
+    const auto chunk = chunk_rows_for(rows);
+    const std::int64_t n = (rows + chunk - 1) / chunk;
+    per_class[static_cast<std::size_t>(chunk_class(chunk))] += n;
+    items += n;
+  }
+  if (items == 0) return {};
+  if (static_cast<std::size_t>(items) > chunk_items_max(p)) return bad_argument();
+  auto* base = static_cast<char*>(ws);
+  const auto arr = align256(std::max(static_cast<std::size_t>(p.num_groups), chunk_items_max(p)) * sizeof(void*));
+  auto** a = reinterpret_cast<const void**>(base);
+  auto** b = reinterpret_cast<const void**>(base + arr);
+  auto** c = reinterpret_cast<void**>(base + 2 * arr);
+  chunk_pointers_kernel<><<<1, 1024, 0, stream>>>(p.w, p.x, p.y, p.counts, p.offsets, p.num_groups,
+                                                static_cast<std::int64_t>(p.n) * p.k, p.k, p.n, a, b, c);
+  if (auto st = from_cuda(cudaGetLastError()); !st) return st;
+  if (auto st = from_cublas(cublasSetStream(h, stream)); !st) return st;
+  const float alpha = 1.0f, beta = 0.0f;
+  std::int64_t first = 0;
+  for (int cl = 0; cl < chunk_classes; ++cl) {
+    const auto n = per_class[static_cast<std::size_t>(cl)];
+    if (n == 0) continue;
+    const auto st = cublasGemmBatchedEx(h, CUBLAS_OP_T, CUBLAS_OP_N, p.n, chunk_rows_max >> cl, p.k, &alpha, a + first,
+                                        CUDA_R_16BF, p.k, b + first, CUDA_R_16BF, p.k, &beta, c + first, CUDA_R_16BF,
+                                        p.n, static_cast<int>(n), CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT);
+    if (st != CUBLAS_STATUS_SUCCESS) return from_cublas(st);
+    first += n;
+  }
+  return {};
+}
+
 }  // namespace detail
 
 /// Enqueues y_g = x_g · w_g^T for every group on `stream` and returns before it finishes.
@@ -463,6 +533,7 @@ inline status run_bucketed(const grouped_gemm_problem& p, const host_group_sizes
     case gemm_path::per_group: return detail::run_per_group(p, sizes, cublas, stream);
     case gemm_path::grouped: return detail::run_grouped(p, sizes, cublas.handle, workspace, stream);
     case gemm_path::bucketed: return detail::run_bucketed(p, sizes, cublas.handle, workspace, stream);
+    case gemm_path::chunked: return detail::run_chunked(p, sizes, cublas.handle, workspace, stream);
     case gemm_path::automatic: break;
   }
   return detail::bad_argument();
@@ -519,7 +590,7 @@ inline std::size_t act_bytes(const expert_ffn_problem& f) noexcept {
   if (path == gemm_path::device_counts) return act;
   const auto h = detail::align256(static_cast<std::size_t>(f.capacity_rows) * 2 * static_cast<std::size_t>(f.inter) *
                                   sizeof(bf16));
-  return act + h + grouped_gemm_workspace_size(detail::gate_up_part(f, nullptr), gemm_path::grouped);
+  return act + h + grouped_gemm_workspace_size(detail::gate_up_part(f, nullptr), path);
 }
 
 /// Enqueues the expert FFN on `stream` and returns before it finishes. On device_counts (and

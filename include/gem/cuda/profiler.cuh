@@ -153,7 +153,7 @@ class device_experts {
     std::fill(h_sizes_, h_sizes_ + 2 * S + 1, 0);
     const expert_ffn_problem f{.num_groups = cfg_.num_slots, .hidden = cfg_.hidden, .inter = cfg_.inter,
                                .capacity_rows = cfg_.max_rows};
-    ws_bytes_ = std::max(expert_ffn_workspace_size(f, gemm_path::grouped), expert_ffn_workspace_size(f, gemm_path::device_counts));
+    ws_bytes_ = expert_ffn_workspace_size(f, cfg_.path);
     detail::runtime_check(cudaMalloc(&ws_, ws_bytes_), "device_experts: cudaMalloc workspace");
     // Handles and events belong to the device's own context.
     const auto scope = dev_->activate();

@@ -372,4 +372,68 @@ __global__ void __launch_bounds__(1024) bucket_pointers_kernel(const __nv_bfloat
   c[rank] = y + static_cast<std::int64_t>(offsets[g]) * n;
 }
 
+/// The chunked path's rows per chunk for a group of `rows` > 0 rows: chunk_rows_max, or below it the
+/// largest power of two <= rows (so that a group is covered by chunks that lie inside it).
+constexpr std::int32_t chunk_rows_max = 128;
+constexpr int chunk_classes = 8;  // chunks of 128, 64, ..., 1 rows
+__host__ __device__ constexpr std::int32_t chunk_rows_for(std::int32_t rows) noexcept {
+  std::int32_t c = chunk_rows_max;
+  while (c > rows) c /= 2;
+  return c;
+}
+/// Class of a chunk size: 0 for 128 rows, 1 for 64, ..., 7 for 1.
+__host__ __device__ constexpr int chunk_class(std::int32_t chunk) noexcept {
+  int c = 0;
+  while ((chunk_rows_max >> c) > chunk) ++c;
+  return c;
+}
+
+/// Pointer arrays for the chunked path. Group g of n > 0 rows is cut into ceil(n / C) chunks of
+/// C = chunk_rows_for(n) rows starting at min(i*C, n - C): the last chunk ends at the group's last
+/// row and may overlap the one before (those rows are computed twice, with the same inputs).
+/// Chunks are ordered by (class, group, i), the order the host derives from its copy of the sizes.
+/// One block of 1024 threads, groups <= 1024.
+template <int = 0>
+__global__ void __launch_bounds__(1024) chunk_pointers_kernel(const __nv_bfloat16* w, const __nv_bfloat16* x,
+                                                              __nv_bfloat16* y, const std::int32_t* counts,
+                                                              const std::int32_t* offsets, std::int32_t groups,
+                                                              std::int64_t w_stride, std::int32_t k, std::int32_t n,
+                                                              const void** a, const void** b, void** c) {
+  __shared__ std::int32_t warp_total[32];
+  const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
+  const std::int32_t rows = tid < groups ? counts[tid] : 0;
+  const std::int32_t chunk = rows > 0 ? chunk_rows_for(rows) : 0;
+  const std::int32_t chunks = rows > 0 ? (rows + chunk - 1) / chunk : 0;
+  const int cls = rows > 0 ? chunk_class(chunk) : -1;
+  std::int32_t base = 0;
+  for (int cl = 0; cl < chunk_classes; ++cl) {
+    // exclusive prefix over groups of this class's chunk counts: within the warp, then across warps
+    const std::int32_t v = cls == cl ? chunks : 0;
+    std::int32_t incl = v;
+    for (int d = 1; d < 32; d *= 2) {
+      const std::int32_t up = __shfl_up_sync(0xffffffffu, incl, d);
+      if (lane >= d) incl += up;
+    }
+    if (lane == 31) warp_total[warp] = incl;
+    __syncthreads();
+    std::int32_t before = base, total = 0;
+    for (int wi = 0; wi < 32; ++wi) {
+      if (wi < warp) before += warp_total[wi];
+      total += warp_total[wi];
+    }
+    if (v > 0) {
+      const std::int32_t first = before + incl - v;
+      const std::int64_t off = offsets[tid];
+      for (std::int32_t i = 0; i < chunks; ++i) {
+        const std::int64_t row = off + min(i * chunk, rows - chunk);
+        a[first + i] = w + static_cast<std::int64_t>(tid) * w_stride;
+        b[first + i] = x + row * k;
+        c[first + i] = y + row * n;
+      }
+    }
+    base += total;
+    __syncthreads();
+  }
+}
+
 }  // namespace gem::cuda::detail
