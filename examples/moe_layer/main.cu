@@ -5,7 +5,7 @@
 //   moe_layer profile --partitions 40,32,32,24 [--isolated] --out profile.json [--samples s.csv]
 //   moe_layer compare --partitions 40,32,32,24 --esft DIR[,DIR...] --layers 5,10 --tokens 256,1024
 //                     [--slots 18] [--profile p.json] [--placement file.json ...] [--reps 5]
-//                     [--path automatic|device_counts|per_group|grouped] [--mixes 128] --out DIR
+//                     [--path automatic|device_counts|per_group|grouped|bucketed|chunked] [--mixes 128] --out DIR
 // Profiles fit the table to --mixes uneven row mixes (0: read it off uniform rows).
 // The table model adds a cost per active expert; the per_group path (one cuBLAS GEMM per expert,
 // back to back on the device's stream) is the execution whose cost is additive by construction.
@@ -95,11 +95,16 @@ options parse(int argc, char** argv) {
     else if (a == "--seed") o.seed = std::stoull(value());
     else if (a == "--path") {
       const auto v = value();
-      if (v == "automatic") o.path = gc::gemm_path::automatic;
-      else if (v == "device_counts") o.path = gc::gemm_path::device_counts;
-      else if (v == "per_group") o.path = gc::gemm_path::per_group;
-      else if (v == "grouped") o.path = gc::gemm_path::grouped;
-      else throw gem::config_error("--path must be automatic, device_counts, per_group or grouped, got '" + v + "'");
+      bool known = false;
+      for (const auto p : {gc::gemm_path::automatic, gc::gemm_path::device_counts, gc::gemm_path::per_group,
+                           gc::gemm_path::grouped, gc::gemm_path::bucketed, gc::gemm_path::chunked})
+        if (v == gc::to_string(p)) {
+          o.path = p;
+          known = true;
+        }
+      if (!known)
+        throw gem::config_error("--path must be automatic, device_counts, per_group, grouped, bucketed or chunked, got '" +
+                                v + "'");
     }
     else throw gem::config_error("unknown option " + a);
   }
