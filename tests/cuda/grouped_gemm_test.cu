@@ -354,6 +354,16 @@ TEST_CASE("a grouped GEMM the paths cannot run is refused before any launch") {
   CHECK(gc::grouped_gemm_async(p, gc::gemm_path::grouped, gc::host_group_sizes{counts, offsets}, {}, nullptr, 0,
                                nullptr)
             .code == gc::status_code::workspace_too_small);
+  // the chunked path refuses host sizes that leave the rows: a group past capacity_rows, a negative
+  // offset (the handle and workspace are never touched: the sizes are checked first)
+  const std::int32_t two[2] = {2, 2}, past[3] = {0, 3, 5}, negative[3] = {-1, 1, 2};
+  alignas(16) static unsigned char ws[4096];
+  const gc::cublas_context any{reinterpret_cast<cublasHandle_t>(ws)};
+  CHECK(gc::grouped_gemm_async(p, gc::gemm_path::chunked, gc::host_group_sizes{two, past}, any, ws, sizeof ws, nullptr)
+            .code == gc::status_code::invalid_argument);
+  CHECK(gc::grouped_gemm_async(p, gc::gemm_path::chunked, gc::host_group_sizes{counts, negative}, any, ws, sizeof ws,
+                               nullptr)
+            .code == gc::status_code::invalid_argument);
 }
 
 TEST_CASE("automatic picks the device kernel for few rows and cuBLAS for many") {

@@ -473,7 +473,7 @@ inline status run_chunked(const grouped_gemm_problem& p, const host_group_sizes&
     const auto u = static_cast<std::size_t>(g);
     const auto rows = s.counts[u];
     if (rows <= 0) continue;
-    if (static_cast<std::int64_t>(s.offsets[u]) + rows > p.capacity_rows) return bad_argument();
+    if (s.offsets[u] < 0 || static_cast<std::int64_t>(s.offsets[u]) + rows > p.capacity_rows) return bad_argument();
     const auto chunk = chunk_rows_for(rows);
     const std::int64_t n = (rows + chunk - 1) / chunk;
     per_class[static_cast<std::size_t>(chunk_class(chunk))] += n;
