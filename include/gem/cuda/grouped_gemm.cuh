@@ -347,6 +347,20 @@ inline status launch_gemv(const grouped_gemm_problem& p, bool gated, std::int32_
   return from_cuda(e != cudaSuccess ? e : cudaGetLastError());
 }
 
+/// cuBLAS's three pointer arrays (A, B, C) of `entries` each, 256-byte aligned, at the start of the
+/// workspace (grouped_gemm_workspace_size's layout).
+struct pointer_array_set {
+  const void** a;
+  const void** b;
+  void** c;
+};
+inline pointer_array_set pointer_arrays(void* ws, std::size_t entries) noexcept {
+  auto* base = static_cast<char*>(ws);
+  const auto arr = align256(entries * sizeof(void*));
+  return {reinterpret_cast<const void**>(base), reinterpret_cast<const void**>(base + arr),
+          reinterpret_cast<void**>(base + 2 * arr)};
+}
+
 inline status run_per_group(const grouped_gemm_problem& p, const host_group_sizes& s, const cublas_context& ctx,
                             cudaStream_t stream) noexcept {
   const float alpha = 1.0f, beta = 0.0f;
@@ -395,11 +409,7 @@ inline status run_grouped(const grouped_gemm_problem& p, const host_group_sizes&
     m[static_cast<std::size_t>(active++)] = c;
   }
   if (active == 0) return {};
-  auto* base = static_cast<char*>(ws);
-  const auto arr = align256(static_cast<std::size_t>(p.num_groups) * sizeof(void*));
-  auto** a = reinterpret_cast<const void**>(base);
-  auto** b = reinterpret_cast<const void**>(base + arr);
-  auto** c = reinterpret_cast<void**>(base + 2 * arr);
+  const auto [a, b, c] = pointer_arrays(ws, static_cast<std::size_t>(p.num_groups));
   group_pointers_kernel<><<<1, 1024, 0, stream>>>(p.w, p.x, p.y, p.counts, p.offsets, p.num_groups,
                                                 static_cast<std::int64_t>(p.n) * p.k, p.k, p.n, a, b, c);
   if (auto st = from_cuda(cudaGetLastError()); !st) return st;
@@ -443,11 +453,7 @@ inline status run_bucketed(const grouped_gemm_problem& p, const host_group_sizes
   if (active == 0) return {};
   std::sort(items.begin(), items.begin() + active,
             [](const item& a, const item& b) { return a.room != b.room ? a.room < b.room : a.group < b.group; });
-  auto* base = static_cast<char*>(ws);
-  const auto arr = align256(static_cast<std::size_t>(p.num_groups) * sizeof(void*));
-  auto** a = reinterpret_cast<const void**>(base);
-  auto** b = reinterpret_cast<const void**>(base + arr);
-  auto** c = reinterpret_cast<void**>(base + 2 * arr);
+  const auto [a, b, c] = pointer_arrays(ws, static_cast<std::size_t>(p.num_groups));
   bucket_pointers_kernel<><<<1, 1024, 0, stream>>>(p.w, p.x, p.y, p.counts, p.offsets, p.num_groups,
                                                  static_cast<std::int64_t>(p.n) * p.k, p.k, p.n, a, b, c);
   if (auto st = from_cuda(cudaGetLastError()); !st) return st;
@@ -481,11 +487,7 @@ inline status run_chunked(const grouped_gemm_problem& p, const host_group_sizes&
   }
   if (items == 0) return {};
   if (static_cast<std::size_t>(items) > chunk_items_max(p)) return bad_argument();
-  auto* base = static_cast<char*>(ws);
-  const auto arr = align256(std::max(static_cast<std::size_t>(p.num_groups), chunk_items_max(p)) * sizeof(void*));
-  auto** a = reinterpret_cast<const void**>(base);
-  auto** b = reinterpret_cast<const void**>(base + arr);
-  auto** c = reinterpret_cast<void**>(base + 2 * arr);
+  const auto [a, b, c] = pointer_arrays(ws, std::max(static_cast<std::size_t>(p.num_groups), chunk_items_max(p)));
   chunk_pointers_kernel<><<<1, 1024, 0, stream>>>(p.w, p.x, p.y, p.counts, p.offsets, p.num_groups,
                                                 static_cast<std::int64_t>(p.n) * p.k, p.k, p.n, a, b, c);
   if (auto st = from_cuda(cudaGetLastError()); !st) return st;
