@@ -196,9 +196,7 @@ void bm_gemm(benchmark::State& state, model m, std::int32_t T, which wh, variant
         v == variant::gem_device || v == variant::gem_device32 ? gc::gemm_path::device_counts : gc::gemm_path::automatic;
     if (v == variant::gem_device32)  // 32-row passes whatever the sizes: no host sizes, rows_hint 32
       for (auto& f : fs) f.rows_hint = 32;
-    std::size_t bytes = 0;
-    bytes = gc::expert_ffn_workspace_size(fs[0], gc::gemm_path::automatic);  // the most any path needs
-    device_array<unsigned char> ws(bytes);
+    device_array<unsigned char> ws(gc::expert_ffn_workspace_size(fs[0], gc::gemm_path::automatic));
     chosen = path == gc::gemm_path::automatic
                  ? gc::choose_gemm_path({.n = 2 * m.inter, .k = m.hidden}, {rs[0].counts, rs[0].offsets})
                  : path;
