@@ -88,6 +88,21 @@ __device__ __forceinline__ void mma_chunk(float (&acc)[4], const uint4& lo, cons
 
 __device__ __forceinline__ float silu_mul(float g, float u) { return g / (1.0f + __expf(-g)) * u; }
 
+/// A block-wide prefix from per-warp totals: `carry` plus the totals of the warps before `warp`,
+/// and the sum of all `Warps` of them.
+struct warp_prefix {
+  std::int32_t before, total;
+};
+template <int Warps>
+__device__ __forceinline__ warp_prefix across_warps(const std::int32_t* warp_total, int warp, std::int32_t carry) {
+  warp_prefix r{carry, 0};
+  for (int wi = 0; wi < Warps; ++wi) {
+    if (wi < warp) r.before += warp_total[wi];
+    r.total += warp_total[wi];
+  }
+  return r;
+}
+
 /// Index of the `target`-th group with a positive count (in group order), or -1. All threads of
 /// the block call it; uses `scratch` (>= gemv_warps + 2 ints of shared memory).
 __device__ __forceinline__ std::int32_t nth_active_group(const std::int32_t* counts, std::int32_t groups,
@@ -101,11 +116,7 @@ __device__ __forceinline__ std::int32_t nth_active_group(const std::int32_t* cou
     const std::uint32_t mask = __ballot_sync(0xffffffffu, active);
     if (lane == 0) scratch[warp] = __popc(mask);
     __syncthreads();
-    std::int32_t before = carry, total = 0;
-    for (int w = 0; w < gemv_warps; ++w) {
-      if (w < warp) before += scratch[w];
-      total += scratch[w];
-    }
+    const auto [before, total] = across_warps<gemv_warps>(scratch, warp, carry);
     if (active && before + __popc(mask & ((1u << lane) - 1u)) == target) scratch[gemv_warps] = g;
     __syncthreads();
     const std::int32_t found = scratch[gemv_warps];
@@ -330,11 +341,7 @@ __global__ void __launch_bounds__(1024) group_pointers_kernel(const __nv_bfloat1
     const std::uint32_t mask = __ballot_sync(0xffffffffu, active);
     if (lane == 0) warp_total[warp] = __popc(mask);
     __syncthreads();
-    std::int32_t before = carry, total = 0;
-    for (int wi = 0; wi < 32; ++wi) {
-      if (wi < warp) before += warp_total[wi];
-      total += warp_total[wi];
-    }
+    const auto [before, total] = across_warps<32>(warp_total, warp, carry);
     if (active) {
       const std::int32_t i = before + __popc(mask & ((1u << lane) - 1u));
       a[i] = w + static_cast<std::int64_t>(g) * w_stride;
@@ -416,11 +423,7 @@ __global__ void __launch_bounds__(1024) chunk_pointers_kernel(const __nv_bfloat1
     }
     if (lane == 31) warp_total[warp] = incl;
     __syncthreads();
-    std::int32_t before = base, total = 0;
-    for (int wi = 0; wi < 32; ++wi) {
-      if (wi < warp) before += warp_total[wi];
-      total += warp_total[wi];
-    }
+    const auto [before, total] = across_warps<32>(warp_total, warp, base);
     if (v > 0) {
       const std::int32_t first = before + incl - v;
       const std::int64_t off = offsets[tid];
