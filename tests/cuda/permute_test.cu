@@ -72,11 +72,14 @@ TEST_CASE("permute copies each token row to its permuted rows exactly and zeroes
     std::int32_t T, k, E, H, tile;
     bool invalid;  // some ids out of range: their assignments are not copied anywhere
   };
-  // permute_async and the gather with other column runs on every shape: few tokens split each row
-  // into runs (1 and 64 blocks per SM give other splits, a last run shorter than the others at
-  // H = 7168 and 1408); H = 24 is less than one vector per thread; k = 12 more destinations than
-  // the kernel unrolls; tile_rows > 1 pads groups, whose rows must come out zero.
+  // permute_async, the token gather with other column runs and the destination-warp gather on
+  // every shape: few tokens split each row into runs (1 and 64 blocks per SM give other splits, a
+  // last run shorter than the others at H = 7168 and 1408) and, for 1-5 tokens, spread their
+  // destinations over blocks; H = 24 is less than one vector per thread; k = 12 more destinations
+  // than the kernels unroll (and than a block has warps); tile_rows > 1 pads groups, whose rows must
+  // come out zero. T = 128 at H = 7168 is where permute_async takes the destination-warp gather.
   for (const auto& s : {shape{1, 8, 64, 2048, 1, false}, shape{5, 2, 8, 4096, 16, false},
+                        shape{128, 8, 64, 7168, 4, true},
                         shape{300, 8, 64, 7168, 8, true}, shape{1000, 6, 64, 1408, 1, false},
                         shape{64, 4, 16, 24, 4, true}, shape{16, 12, 32, 7168, 1, true},
                         shape{1100, 6, 64, 512, 8, true}}) {
@@ -92,11 +95,14 @@ TEST_CASE("permute copies each token row to its permuted rows exactly and zeroes
     device_buffer<std::uint16_t> d_out(static_cast<std::size_t>(cfg.capacity_rows()) * s.H);
     const auto p2s = dl(r.layout.perm_to_src, static_cast<std::size_t>(cfg.capacity_rows()));
     const auto used = dl(r.layout.group_offsets + cfg.num_groups(), 1)[0];
-    for (const int blocks_per_sm : {0, 1, 64}) {  // 0: permute_async
+    for (const int blocks_per_sm : {0, -1, 1, 64}) {  // 0: permute_async; -1: destination-warp gather
       CAPTURE(blocks_per_sm);
       d_out.poison(0xff);
       if (blocks_per_sm == 0)
         REQUIRE(gc::permute_async(r.layout, s.k, d_x.get(), s.H * 2, d_out.get(), nullptr).ok());
+      else if (blocks_per_sm < 0)
+        REQUIRE(gc::detail::launch_permute_dest_warps(r.layout, s.k, d_x.get(), s.H / 8, d_out.get(), nullptr) ==
+                cudaSuccess);
       else
         REQUIRE(gc::detail::launch_permute_tokens(r.layout, s.k, d_x.get(), s.H / 8, d_out.get(), nullptr,
                                                   blocks_per_sm) == cudaSuccess);

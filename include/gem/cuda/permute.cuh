@@ -37,35 +37,68 @@ using bf16 = __nv_bfloat16;
 }
 
 namespace detail {
+/// SMs of the current device (132, an H200's, when they cannot be read).
+inline std::int32_t current_sm_count() noexcept {
+  int dev = 0, sms = 132;
+  if (cudaGetDevice(&dev) != cudaSuccess || cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev) != cudaSuccess)
+    sms = 132;
+  return sms;
+}
+
 /// The token-centric gather (each token row read once, written to its k rows); rows split into
 /// column runs of whole multiples of permute_threads vectors so that the grid keeps about
-/// `blocks_per_sm` blocks per SM.
+/// `blocks_per_sm` blocks per SM. When even the shortest runs leave SMs without a block (a token
+/// or two), each token's destinations are spread over up to k blocks as well (k = 8, H = 7168,
+/// T = 1: 7 blocks; 1.04 us spread over 56 against 1.34, H200 2026-11-29).
 inline cudaError_t launch_permute_tokens(const routing_layout& layout, std::int32_t top_k, const void* x,
                                          std::int32_t vectors, void* out, cudaStream_t stream,
                                          std::int32_t blocks_per_sm = permute_token_blocks_per_sm) noexcept {
   const std::int32_t tokens = layout.num_assignments / top_k;
-  int dev = 0, sms = 132;
-  if (cudaGetDevice(&dev) != cudaSuccess ||
-      cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev) != cudaSuccess)
-    sms = 132;
+  const std::int32_t sms = current_sm_count();
   const std::int32_t runs = (vectors + permute_threads - 1) / permute_threads;  // of permute_threads vectors
   const std::int32_t want =
       std::clamp((blocks_per_sm * sms + std::max(tokens, 1) - 1) / std::max(tokens, 1), 1, runs);
   const std::int32_t chunk_vectors = (runs + want - 1) / want * permute_threads;
   const std::int32_t chunks = (vectors + chunk_vectors - 1) / chunk_vectors;
+  const std::int32_t splits = std::clamp(sms / std::max(tokens * chunks, 1), 1, top_k);
   const std::int32_t pad_blocks = (layout.capacity_rows + permute_pad_rows - 1) / permute_pad_rows;
-  const dim3 grid(static_cast<unsigned>(tokens + pad_blocks), static_cast<unsigned>(chunks));
+  const dim3 grid(static_cast<unsigned>(tokens + pad_blocks), static_cast<unsigned>(chunks), static_cast<unsigned>(splits));
   return launch_pdl(permute_tokens_kernel<>, grid, dim3(permute_threads), 0, stream,
                     static_cast<const int4*>(x), static_cast<int4*>(out), vectors, chunk_vectors, top_k,
                     tokens, layout.src_to_perm, layout.perm_to_src, layout.group_offsets + layout.num_groups);
+}
+
+/// The destination-warp gather: column runs of permute_piece_vectors x max(1, 8 / k) vectors, so
+/// that each block has about one (destination, piece) item per warp.
+inline cudaError_t launch_permute_dest_warps(const routing_layout& layout, std::int32_t top_k, const void* x,
+                                             std::int32_t vectors, void* out, cudaStream_t stream) noexcept {
+  const std::int32_t tokens = layout.num_assignments / top_k;
+  const std::int32_t pieces = (vectors + permute_piece_vectors - 1) / permute_piece_vectors;
+  const std::int32_t per_block = std::max(1, (permute_warp_threads / 32) / top_k);
+  const std::int32_t chunk_vectors = std::min(per_block, pieces) * permute_piece_vectors;
+  const std::int32_t chunks = (vectors + chunk_vectors - 1) / chunk_vectors;
+  const std::int32_t pad_blocks = (layout.capacity_rows + permute_pad_rows - 1) / permute_pad_rows;
+  const dim3 grid(static_cast<unsigned>(tokens + pad_blocks), static_cast<unsigned>(chunks));
+  return launch_pdl(permute_dest_warps_kernel<>, grid, dim3(permute_warp_threads), 0, stream,
+                    static_cast<const int4*>(x), static_cast<int4*>(out), vectors, chunk_vectors, top_k,
+                    tokens, layout.src_to_perm, layout.perm_to_src, layout.group_offsets + layout.num_groups);
+}
+
+/// Whether permute_async takes the destination-warp gather: 128-256 tokens whose k rows add up to
+/// >= 64 KiB per token. H200, 2026-11-29 (bench/RESULTS.md), k = 8, H = 7168: T = 128 4.6-4.9 us
+/// against 5.4-5.5 for the token gather, T = 256 9.9 against 10.5; it loses 3-13% at T <= 16, at
+/// T >= 512, and at T = 128 with H = 2048 (k = 8) or k = 2 (H = 4096).
+constexpr bool use_dest_warps(std::int32_t tokens, std::int32_t top_k, std::size_t row_bytes) noexcept {
+  return tokens >= 128 && tokens <= 256 && static_cast<std::size_t>(top_k) * row_bytes >= 64 * 1024;
 }
 }  // namespace detail
 
 /// Enqueues the gather on `stream` and returns before it finishes: row r of `out`
 /// ([layout.capacity_rows][row_bytes]) becomes row perm_to_src[r] / top_k of `x` ([T][row_bytes]);
 /// padding rows become zeros; rows at or past group_offsets[G] are not touched. Any element type:
-/// rows are copied as bytes. Needs no workspace. Each token row is read once and written to its k
-/// rows (ids out of range: to none).
+/// rows are copied as bytes. Needs no workspace. Each token row is fetched from memory once and
+/// written to its k rows (ids out of range: to none), by one of two gathers chosen by size
+/// (detail::use_dest_warps).
 [[nodiscard]] inline status permute_async(const routing_layout& layout, std::int32_t top_k, const void* x,
                                           std::size_t row_bytes, void* out, cudaStream_t stream) noexcept {
   if (auto s = can_implement_permute(layout, row_bytes, x, out); !s) return s;
@@ -73,7 +106,10 @@ inline cudaError_t launch_permute_tokens(const routing_layout& layout, std::int3
     return {status_code::invalid_argument, cudaSuccess, 0};
   if (layout.capacity_rows == 0) return {};
   const auto vectors = static_cast<std::int32_t>(row_bytes / 16);
-  const cudaError_t e = detail::launch_permute_tokens(layout, top_k, x, vectors, out, stream);
+  const std::int32_t tokens = layout.num_assignments / top_k;
+  const cudaError_t e = detail::use_dest_warps(tokens, top_k, row_bytes)
+                            ? detail::launch_permute_dest_warps(layout, top_k, x, vectors, out, stream)
+                            : detail::launch_permute_tokens(layout, top_k, x, vectors, out, stream);
   return from_cuda(e != cudaSuccess ? e : cudaGetLastError());
 }
 

@@ -28,17 +28,41 @@ __device__ __forceinline__ int4 load_nc(const int4* p) {
   return v;
 }
 
-/// Padding rows one block of permute_tokens_kernel checks (one per thread) and zeroes.
+/// Padding rows one block of a gather checks (one per thread) and zeroes.
 constexpr int permute_pad_rows = permute_threads;
-/// Blocks per SM the gather aims for: rows are split into column runs (whole multiples of
+/// Blocks per SM the token gather aims for: rows are split into column runs (whole multiples of
 /// permute_threads vectors) when tokens are few. H200, 2026-11-29 (bench/RESULTS.md), k = 8, H = 7168:
 /// T = 128 5.40 us at 4 per SM against 7.05 at 2 and 5.53 at 8; T = 1024 39.2 us at 4, 34.9 at 8.
 constexpr std::int32_t permute_token_blocks_per_sm = 4;
+/// Threads of a destination-warp gather block, and the vectors one warp copies per item (4 each lane).
+constexpr int permute_warp_threads = 256;
+constexpr int permute_piece_vectors = 128;
 
-/// Token-centric gather: block (t, c) reads the c-th run of chunk_vectors 16-byte vectors of token
-/// row t of x once and writes it to the token's k permuted rows src_to_perm[t*k + j] (none for -1:
-/// an id out of range). Blocks t >= num_tokens zero the padding rows (perm_to_src < 0) below
-/// rows_used, permute_pad_rows rows each. Rows at or past rows_used are left alone.
+/// Block-wide: zeroes, in columns [v_begin, v_end), the padding rows (perm_to_src < 0) below
+/// rows_used among rows [first, first + permute_pad_rows). The first permute_pad_rows threads each
+/// check one row; every thread of the block (at least permute_pad_rows) stores.
+__device__ __forceinline__ void zero_padding_rows(int4* out, std::int32_t vectors_per_row, std::int32_t first,
+                                                  std::int32_t v_begin, std::int32_t v_end,
+                                                  const std::int32_t* __restrict__ perm_to_src,
+                                                  const std::int32_t* __restrict__ rows_used) {
+  __shared__ std::int32_t pad[permute_pad_rows];
+  __shared__ std::int32_t found;
+  if (threadIdx.x == 0) found = 0;
+  __syncthreads();
+  const std::int32_t r = first + static_cast<std::int32_t>(threadIdx.x);
+  if (threadIdx.x < permute_pad_rows && r < *rows_used && perm_to_src[r] < 0) pad[atomicAdd(&found, 1)] = r;
+  __syncthreads();
+  for (std::int32_t i = 0; i < found; ++i)
+    for (std::int32_t v = v_begin + static_cast<std::int32_t>(threadIdx.x); v < v_end; v += static_cast<std::int32_t>(blockDim.x))
+      out[static_cast<std::int64_t>(pad[i]) * vectors_per_row + v] = int4{0, 0, 0, 0};
+}
+
+/// Token-centric gather: block (t, c, z) reads the c-th run of chunk_vectors 16-byte vectors of
+/// token row t of x once and writes it to the token's permuted rows src_to_perm[t*k + j] for
+/// j = z, z + gridDim.z, ... (none for -1: an id out of range); gridDim.z > 1 spreads one token's
+/// destinations over blocks when tokens are too few to fill the GPU. Blocks t >= num_tokens (z = 0)
+/// zero the padding rows (perm_to_src < 0) below rows_used, permute_pad_rows rows each. Rows at or
+/// past rows_used are left alone.
 template <int = 0>
 __global__ void __launch_bounds__(permute_threads)
     permute_tokens_kernel(const int4* __restrict__ x, int4* __restrict__ out, std::int32_t vectors_per_row,
@@ -50,17 +74,9 @@ __global__ void __launch_bounds__(permute_threads)
   const auto t = static_cast<std::int32_t>(blockIdx.x);
   const std::int32_t v_begin = static_cast<std::int32_t>(blockIdx.y) * chunk_vectors;
   const std::int32_t v_end = min(vectors_per_row, v_begin + chunk_vectors);
-  if (t >= num_tokens) {  // each thread checks one row; then the block zeroes the padding rows found
-    __shared__ std::int32_t pad[permute_pad_rows];
-    __shared__ std::int32_t found;
-    if (threadIdx.x == 0) found = 0;
-    __syncthreads();
-    const std::int32_t r = (t - num_tokens) * permute_pad_rows + static_cast<std::int32_t>(threadIdx.x);
-    if (r < *rows_used && perm_to_src[r] < 0) pad[atomicAdd(&found, 1)] = r;
-    __syncthreads();
-    for (std::int32_t i = 0; i < found; ++i)
-      for (std::int32_t v = v_begin + static_cast<std::int32_t>(threadIdx.x); v < v_end; v += permute_threads)
-        out[static_cast<std::int64_t>(pad[i]) * vectors_per_row + v] = int4{0, 0, 0, 0};
+  if (t >= num_tokens) {
+    if (blockIdx.z == 0)
+      zero_padding_rows(out, vectors_per_row, (t - num_tokens) * permute_pad_rows, v_begin, v_end, perm_to_src, rows_used);
     return;
   }
   const int4* row = x + static_cast<std::int64_t>(t) * vectors_per_row;
@@ -73,7 +89,7 @@ __global__ void __launch_bounds__(permute_threads)
       const std::int32_t v = v0 + u * permute_threads;
       if (v < v_end) buf[u] = load_nc(row + v);
     }
-    for (std::int32_t j = 0; j < top_k; ++j) {
+    for (auto j = static_cast<std::int32_t>(blockIdx.z); j < top_k; j += static_cast<std::int32_t>(gridDim.z)) {
       const std::int32_t d = dst[j];
       if (d < 0) continue;
       int4* o = out + static_cast<std::int64_t>(d) * vectors_per_row;
@@ -83,6 +99,46 @@ __global__ void __launch_bounds__(permute_threads)
         if (v < v_end) o[v] = buf[u];
       }
     }
+  }
+}
+
+/// Destination-warp gather: block (t, c) takes the c-th run of chunk_vectors vectors of token t,
+/// cut into pieces of permute_piece_vectors; each of its 8 warps copies (destination j, piece p)
+/// items, reading the piece (again: L1/L2 hits after the first warp) and writing it as one
+/// contiguous run. Twice the threads of the token gather in flight, each writing to one row.
+/// Padding blocks as in permute_tokens_kernel.
+template <int = 0>
+__global__ void __launch_bounds__(permute_warp_threads)
+    permute_dest_warps_kernel(const int4* __restrict__ x, int4* __restrict__ out, std::int32_t vectors_per_row,
+                              std::int32_t chunk_vectors, std::int32_t top_k, std::int32_t num_tokens,
+                              const std::int32_t* __restrict__ src_to_perm,
+                              const std::int32_t* __restrict__ perm_to_src,
+                              const std::int32_t* __restrict__ rows_used) {
+  constexpr int lanes = 32, per_lane = permute_piece_vectors / lanes, warps = permute_warp_threads / lanes;
+  pdl_begin();
+  const auto t = static_cast<std::int32_t>(blockIdx.x);
+  const std::int32_t v_begin = static_cast<std::int32_t>(blockIdx.y) * chunk_vectors;
+  const std::int32_t v_end = min(vectors_per_row, v_begin + chunk_vectors);
+  if (t >= num_tokens) {
+    zero_padding_rows(out, vectors_per_row, (t - num_tokens) * permute_pad_rows, v_begin, v_end, perm_to_src, rows_used);
+    return;
+  }
+  const std::int32_t pieces = (v_end - v_begin + permute_piece_vectors - 1) / permute_piece_vectors;
+  const auto lane = static_cast<std::int32_t>(threadIdx.x) % lanes;
+  const int4* row = x + static_cast<std::int64_t>(t) * vectors_per_row;
+  for (auto i = static_cast<std::int32_t>(threadIdx.x) / lanes; i < top_k * pieces; i += warps) {
+    const std::int32_t j = i / pieces;
+    const std::int32_t d = src_to_perm[static_cast<std::int64_t>(t) * top_k + j];
+    if (d < 0) continue;
+    int4* o = out + static_cast<std::int64_t>(d) * vectors_per_row;
+    const std::int32_t v0 = v_begin + (i - j * pieces) * permute_piece_vectors + lane;
+    int4 buf[per_lane];
+#pragma unroll
+    for (int u = 0; u < per_lane; ++u)
+      if (v0 + u * lanes < v_end) buf[u] = load_nc(row + v0 + u * lanes);
+#pragma unroll
+    for (int u = 0; u < per_lane; ++u)
+      if (v0 + u * lanes < v_end) o[v0 + u * lanes] = buf[u];
   }
 }
 
