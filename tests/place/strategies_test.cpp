@@ -3,6 +3,8 @@
 // plugged into every strategy.
 #include <doctest/doctest.h>
 
+#include <algorithm>
+#include <cmath>
 #include <numeric>
 #include <random>
 #include <set>
@@ -42,10 +44,12 @@ gem::placement_problem scaled(gem::placement_problem p, double k) {
   return p;
 }
 
+// The experts on each GPU of layer l, in increasing order.
 std::vector<std::vector<int>> gpu_experts(const gem::placement& pl, int l) {
   std::vector<std::vector<int>> out(pl.num_gpus());
   const auto& lp = pl.layer(layer_id{l});
   for (std::size_t p = 0; p < lp.phy2log.size(); ++p) out[lp.slot_gpu[p]].push_back(lp.phy2log[p]);
+  for (auto& x : out) std::sort(x.begin(), x.end());
   return out;
 }
 
@@ -251,10 +255,7 @@ TEST_CASE("with eplb_start gem_search never fits worse than eplb, and min_gain k
     // A gain threshold no search reaches: every layer keeps EPLB's experts per GPU.
     const auto kept = gem::gem_search{.eplb_start = true, .min_gain = 0.99}.place(p, m);
     for (int l = 0; l < 2; ++l) {
-      auto a = gpu_experts(kept, l), b = gpu_experts(e, l);
-      for (auto& x : a) std::sort(x.begin(), x.end());
-      for (auto& x : b) std::sort(x.begin(), x.end());
-      CHECK(a == b);
+      CHECK(gpu_experts(kept, l) == gpu_experts(e, l));
     }
   }
 }
@@ -294,11 +295,9 @@ TEST_CASE("on equal GPUs with one fitted step gem_search keeps eplb's layout unl
     const auto off = gem::gem_search{.keep_eplb_confidence = 0}.place(p, m);
     CHECK(fitted_cost(off, p, m) <= fitted_cost(e, p, m) * (1 + 1e-12));
     for (int l = 0; l < 3; ++l) {
-      auto a = gpu_experts(g, l), b = gpu_experts(e, l), c = gpu_experts(off, l);
-      for (auto* v : {&a, &b, &c})
-        for (auto& x : *v) std::sort(x.begin(), x.end());
-      kept += a == b;
-      own += c != b;
+      const auto b = gpu_experts(e, l);
+      kept += gpu_experts(g, l) == b;
+      own += gpu_experts(off, l) != b;
       ++layers;
     }
   }
@@ -322,10 +321,7 @@ TEST_CASE("the confidence test keeps a searched layout whose gain is many noise 
     const auto doubtful = gem::gem_search{.dispersion = 1e6}.place(p, m);
     if (trial == 0) {
       for (int l = 0; l < 2; ++l) {
-        auto a = gpu_experts(doubtful, l), b = gpu_experts(e, l);
-        for (auto* v : {&a, &b})
-          for (auto& x : *v) std::sort(x.begin(), x.end());
-        CHECK(a == b);
+        CHECK(gpu_experts(doubtful, l) == gpu_experts(e, l));
       }
     }
   }
@@ -438,11 +434,9 @@ TEST_CASE("the confidence test against eplb runs on the fitted steps, not on the
     const auto g = cfg.place(p, m);
     const auto as_fitted = cfg.place(bootstrapped(p, cfg), m);
     for (int l = 0; l < 3; ++l) {
-      auto a = gpu_experts(g, l), b = gpu_experts(e, l), c = gpu_experts(as_fitted, l);
-      for (auto* v : {&a, &b, &c})
-        for (auto& x : *v) std::sort(x.begin(), x.end());
-      kept += a == b;
-      fooled += c != b;
+      const auto b = gpu_experts(e, l);
+      kept += gpu_experts(g, l) == b;
+      fooled += gpu_experts(as_fitted, l) != b;
       ++layers;
     }
   }
