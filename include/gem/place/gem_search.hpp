@@ -45,7 +45,7 @@ namespace gem {
 /// Extended mode first searches with free per-GPU counts in every layer, fixes one count per GPU
 /// (the layers' mean, same total), searches again with those counts, sets replica shares in
 /// proportion to GPU speed where that lowers the objective, and keeps the engine-compatible result
-/// when that is better on the fitted steps. With `node_hierarchy`, expert groups
+/// when that is better on the searched steps. With `node_hierarchy`, expert groups
 /// (`placement_problem::num_groups`) are packed onto nodes first and never leave them.
 /// Same inputs and seed give the same bytes for any `threads`, unless `time_budget_ms` is set (then
 /// the result depends on how fast the machine is).
@@ -81,7 +81,7 @@ struct gem_search {
   std::int32_t bootstrap_steps = 0;
   /// With `eplb_start`, engine-compatible layers (equal slots, no node hierarchy) start from EPLB's
   /// own layout (global policy on the mean loads) instead of the token-count packing, and keep it
-  /// unless the search beats it on the fitted steps by at least `min_gain` (a fraction).
+  /// unless the search beats it on the searched steps by at least `min_gain` (a fraction).
   bool eplb_start = false;
   double min_gain = 0.0;
   /// Robust choice against EPLB. On engine-compatible layers that EPLB can lay out (equal slots,
@@ -153,7 +153,7 @@ static_assert(placement_strategy<gem_search, detail::speed_archetype>);
 
 namespace detail {
 
-/// One searched layer: experts and shares per GPU, and the objective on the fitted steps.
+/// One searched layer: experts and shares per GPU, and the objective on the searched steps.
 struct gem_layer_result {
   std::vector<std::vector<std::int32_t>> experts{};
   std::vector<std::vector<double>> shares{};
@@ -603,7 +603,7 @@ placement gem_search::place(const placement_problem& problem, const M& model) co
   // Extended: free per-GPU counts in every layer (starting, among others, from counts in proportion
   // to speed), then one count per GPU for all layers. Candidates: the layers' mean counts of the
   // free search, and counts in proportion to speed; each is searched again with its counts fixed,
-  // and the best on the fitted steps wins (the engine-compatible result included).
+  // and the best on the searched steps wins (the engine-compatible result included).
   const std::int32_t spare = P - E;
   const std::int32_t items = E + (max_redundant < 0 ? spare : std::min(max_redundant, spare));
   const std::int32_t limit = max_slots_per_gpu > 0 ? max_slots_per_gpu : items;
