@@ -77,8 +77,12 @@ struct gem_search {
   /// mean and spread, the objective, and extended mode's choices between layouts. The confidence
   /// test against EPLB (`keep_eplb_confidence`) still runs on the fitted steps: the synthetic ones
   /// are redraws of the same tokens, and counting them as independent steps would shrink the
-  /// test's noise width. Takes the place of `min_steps` where it applies. 0 = off.
-  std::int32_t bootstrap_steps = 0;
+  /// test's noise width. Takes the place of `min_steps` where it applies. 0 = off. On by default
+  /// (it acts only where a load model was asked for windows): on the ESFT evaluation (windows of
+  /// 128 tokens; 1-16 fitted steps per layer) it lowered or kept every setup's mean ratio to eplb
+  /// for three seeds, and the cases worse than eplb by > 0.5% went from 2 to 0-1; the search costs
+  /// 3-85x more time there, since it weighs 64 steps (bench/RESULTS.md, issue 5).
+  std::int32_t bootstrap_steps = 64;
   /// With `eplb_start`, engine-compatible layers (equal slots, no node hierarchy) start from EPLB's
   /// own layout (global policy on the mean loads) instead of the token-count packing, and keep it
   /// unless the search beats it on the searched steps by at least `min_gain` (a fraction).
