@@ -40,8 +40,6 @@ struct empirical_load {
   /// The step indices (into the trace) that `loads` returns for a trace of `t`'s length.
   [[nodiscard]] std::vector<std::int32_t> selected_steps(const routing_trace& t) const {
     if (max_steps < 0) throw config_error("empirical_load.max_steps must be >= 0 (0 = every step)");
-    if (window_tokens < 0)
-      throw config_error("empirical_load.window_tokens must be >= 0 (0 = no windows), got " + std::to_string(window_tokens));
     const auto [s0, s1] = detail::step_range(t, first_step, num_steps, "empirical_load");
     std::vector<std::int32_t> idx;
     for (std::int32_t s = s0; s < s1; ++s) idx.push_back(s);
@@ -55,8 +53,11 @@ struct empirical_load {
     return idx;
   }
 
-  /// Throws config_error when the layer or the step range is not in the trace.
+  /// Throws config_error when the layer or the step range is not in the trace, or an option is out
+  /// of range.
   [[nodiscard]] layer_loads loads(const routing_trace& t, layer_id l) const {
+    if (window_tokens < 0)
+      throw config_error("empirical_load.window_tokens must be >= 0 (0 = no windows), got " + std::to_string(window_tokens));
     detail::check_layer(t, l, "empirical_load");
     const auto [s0, s1] = detail::step_range(t, first_step, num_steps, "empirical_load");
     const auto E = static_cast<std::size_t>(t.num_experts());
