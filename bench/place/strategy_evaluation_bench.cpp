@@ -8,11 +8,14 @@
 //   2. the worst (task, layer, batch, setup) case of engine-compatible gem against eplb;
 //   3. the gain against the slowest GPU's slowdown (0 .. 120%), both modes;
 //   4. search quality: gem against a 100x multi-start search on the same fitted steps.
-// Usage: strategy_evaluation_bench [--threads N] [--quick] [--shared DIR]
+// gem searches synthetic steps drawn from windows of the fitted tokens (gem_search::bootstrap_steps;
+// windows of --window-tokens tokens, 0 = none: gem then searches the fitted steps themselves).
+// Usage: strategy_evaluation_bench [--threads N] [--quick] [--shared DIR] [--seed N] [--window-tokens N]
 #include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <functional>
@@ -55,7 +58,7 @@ struct outcome {
   std::vector<double> layer_gem, layer_eplb;  // per-layer held-out mean straggler
 };
 
-instance load_instance(const std::filesystem::path& dir, const std::string& task, int batch) {
+instance load_instance(const std::filesystem::path& dir, const std::string& task, int batch, int window_tokens) {
   gem::esft_options o;
   o.steps = {.tokens_per_step = batch, .last_step = gem::partial_step::drop};
   const auto tr = gem::read_esft(dir / task, o).trace;
@@ -63,7 +66,7 @@ instance load_instance(const std::filesystem::path& dir, const std::string& task
   instance in{.task = task, .batch = batch};
   in.problem = {.cluster = gem::cluster_spec::equal(num_gpus, slots), .num_experts = tr.num_experts()};
   const gem::grouped_load<gem::empirical_load, gem::token_pair_coactivation> lm{
-      .base = {.first_step = split.fit.first, .num_steps = split.fit.count},
+      .base = {.first_step = split.fit.first, .num_steps = split.fit.count, .window_tokens = window_tokens},
       .coactivation = {.first_step = split.fit.first, .num_steps = split.fit.count}};
   for (int l = 0; l < tr.num_layers(); ++l) {
     in.problem.layers.push_back(lm.loads(tr, gem::layer_id{l}));
@@ -76,7 +79,7 @@ model_t make_model(const std::vector<double>& factors) {
   return model_t(gem::h200_roofline(gem::shapes::deepseek_v2_lite, num_gpus), factors);
 }
 
-outcome run_all(const instance& in, const model_t& m, bool layers_detail) {
+outcome run_all(const instance& in, const model_t& m, std::uint64_t seed, bool layers_detail) {
   outcome out;
   const gem::placement pls[num_strategies] = {
       gem::linear{}.place(in.problem, m),
@@ -84,8 +87,8 @@ outcome run_all(const instance& in, const model_t& m, bool layers_detail) {
       gem::eplb{}.place(in.problem, m),
       gem::speed_proportional{}.place(in.problem, m),
       gem::speed_proportional{.mode = gem::slot_mode::extended}.place(in.problem, m),
-      gem::gem_search{}.place(in.problem, m),
-      gem::gem_search{.mode = gem::slot_mode::extended}.place(in.problem, m),
+      gem::gem_search{.seed = seed}.place(in.problem, m),
+      gem::gem_search{.mode = gem::slot_mode::extended, .seed = seed}.place(in.problem, m),
   };
   // A lower bound for engine-compatible placements here (8 slots per GPU, no spare slot, so no
   // replicas): in each step every GPU g holds 8 distinct experts, so it takes at least
@@ -129,13 +132,16 @@ void parallel_for(int n, int threads, const std::function<void(int)>& fn) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  int threads = 1;
+  int threads = 1, window_tokens = 128;
+  std::uint64_t seed = 0;
   bool quick = false;
   std::filesystem::path shared = GEM_SHARED_DIR;
   for (int i = 1; i < argc; ++i) {
     if (!std::strcmp(argv[i], "--threads") && i + 1 < argc) threads = std::atoi(argv[++i]);
     else if (!std::strcmp(argv[i], "--quick")) quick = true;
     else if (!std::strcmp(argv[i], "--shared") && i + 1 < argc) shared = argv[++i];
+    else if (!std::strcmp(argv[i], "--seed") && i + 1 < argc) seed = std::strtoull(argv[++i], nullptr, 10);
+    else if (!std::strcmp(argv[i], "--window-tokens") && i + 1 < argc) window_tokens = std::atoi(argv[++i]);
   }
   const auto esft = shared / "traces/esft-deepseek-v2-lite/results/expert_scores";
   const auto pal = shared / "gpu-variability/pal-tacc-longhorn-frontera-ls6";
@@ -148,7 +154,7 @@ int main(int argc, char** argv) {
   const std::vector<int> batches = quick ? std::vector<int>{1024} : std::vector<int>{256, 1024, 4096};
   std::vector<instance> insts;
   for (const auto& t : tasks)
-    for (int b : batches) insts.push_back(load_instance(esft, t, b));
+    for (int b : batches) insts.push_back(load_instance(esft, t, b, window_tokens));
 
   // Setups: name and factors (sampled: 20 seeds of the measured V100 SGEMM fleet).
   struct setup {
@@ -166,11 +172,13 @@ int main(int argc, char** argv) {
   const int NI = static_cast<int>(insts.size()), NS = static_cast<int>(setups.size());
   std::vector<outcome> res(static_cast<std::size_t>(NI * NS));
   parallel_for(NI * NS, threads, [&](int j) {
-    res[j] = run_all(insts[j / NS], make_model(setups[j % NS].factors), true);
+    res[j] = run_all(insts[j / NS], make_model(setups[j % NS].factors), seed, true);
   });
   std::printf("# gem strategy evaluation: ESFT %zu tasks x 26 layers, batches", tasks.size());
   for (int b : batches) std::printf(" %d", b);
   std::printf(", fit first half / evaluate second half, %d GPUs x %d slots, H200 roofline, DeepSeek-V2-Lite experts\n", num_gpus, slots);
+  std::printf("# gem_search seed %llu, windows of %d fitted tokens (bootstrap_steps %d)\n", static_cast<unsigned long long>(seed),
+              window_tokens, gem::gem_search{}.bootstrap_steps);
   std::printf("# mean straggler latency summed over layers, relative to eplb (mean over tasks x batches%s)\n\n",
               " and, for sampled, seeds");
   std::printf("| setup | eplb (us) |");
@@ -237,7 +245,7 @@ int main(int argc, char** argv) {
   parallel_for(static_cast<int>(sweep.size()), threads, [&](int j) {
     std::vector<double> f(num_gpus, 1.0);
     f[0] = 1.0 + slowdowns[static_cast<std::size_t>(j) % slowdowns.size()];
-    sweep[j] = run_all(insts[static_cast<std::size_t>(j) / slowdowns.size()], make_model(f), false);
+    sweep[j] = run_all(insts[static_cast<std::size_t>(j) / slowdowns.size()], make_model(f), seed, false);
   });
   std::printf("\n| slowest GPU slowdown | speed_prop / eplb | gem / eplb | speed_prop_ext / eplb | gem_ext / eplb | eplb / bound | gem_ext / bound |\n|---|---|---|---|---|---|---|\n");
   for (std::size_t k = 0; k < slowdowns.size(); ++k) {
@@ -254,9 +262,10 @@ int main(int argc, char** argv) {
   {
     const auto m = make_model(gem::variability::high(num_gpus));
     // The search itself is measured, so the confidence test against EPLB (which may trade fit on
-    // these steps for held-out robustness) is off on both sides.
-    const gem::gem_search base{.keep_eplb_confidence = 0};
-    const gem::gem_search reference{.restarts = 20, .kicks = 100, .max_step_evals = 200000000, .keep_eplb_confidence = 0};
+    // these steps for held-out robustness) and the bootstrap (which searches other steps than
+    // these) are off on both sides.
+    const gem::gem_search base{.seed = seed, .bootstrap_steps = 0, .keep_eplb_confidence = 0};
+    const gem::gem_search reference{.seed = seed, .restarts = 20, .kicks = 100, .max_step_evals = 200000000, .bootstrap_steps = 0, .keep_eplb_confidence = 0};
     struct q {
       double ours = 0, ref = 0;
     };

@@ -3,6 +3,8 @@
 // plugged into every strategy.
 #include <doctest/doctest.h>
 
+#include <algorithm>
+#include <cmath>
 #include <numeric>
 #include <random>
 #include <set>
@@ -42,10 +44,12 @@ gem::placement_problem scaled(gem::placement_problem p, double k) {
   return p;
 }
 
+// The experts on each GPU of layer l, in increasing order.
 std::vector<std::vector<int>> gpu_experts(const gem::placement& pl, int l) {
   std::vector<std::vector<int>> out(pl.num_gpus());
   const auto& lp = pl.layer(layer_id{l});
   for (std::size_t p = 0; p < lp.phy2log.size(); ++p) out[lp.slot_gpu[p]].push_back(lp.phy2log[p]);
+  for (auto& x : out) std::sort(x.begin(), x.end());
   return out;
 }
 
@@ -251,10 +255,7 @@ TEST_CASE("with eplb_start gem_search never fits worse than eplb, and min_gain k
     // A gain threshold no search reaches: every layer keeps EPLB's experts per GPU.
     const auto kept = gem::gem_search{.eplb_start = true, .min_gain = 0.99}.place(p, m);
     for (int l = 0; l < 2; ++l) {
-      auto a = gpu_experts(kept, l), b = gpu_experts(e, l);
-      for (auto& x : a) std::sort(x.begin(), x.end());
-      for (auto& x : b) std::sort(x.begin(), x.end());
-      CHECK(a == b);
+      CHECK(gpu_experts(kept, l) == gpu_experts(e, l));
     }
   }
 }
@@ -294,11 +295,9 @@ TEST_CASE("on equal GPUs with one fitted step gem_search keeps eplb's layout unl
     const auto off = gem::gem_search{.keep_eplb_confidence = 0}.place(p, m);
     CHECK(fitted_cost(off, p, m) <= fitted_cost(e, p, m) * (1 + 1e-12));
     for (int l = 0; l < 3; ++l) {
-      auto a = gpu_experts(g, l), b = gpu_experts(e, l), c = gpu_experts(off, l);
-      for (auto* v : {&a, &b, &c})
-        for (auto& x : *v) std::sort(x.begin(), x.end());
-      kept += a == b;
-      own += c != b;
+      const auto b = gpu_experts(e, l);
+      kept += gpu_experts(g, l) == b;
+      own += gpu_experts(off, l) != b;
       ++layers;
     }
   }
@@ -322,14 +321,154 @@ TEST_CASE("the confidence test keeps a searched layout whose gain is many noise 
     const auto doubtful = gem::gem_search{.dispersion = 1e6}.place(p, m);
     if (trial == 0) {
       for (int l = 0; l < 2; ++l) {
-        auto a = gpu_experts(doubtful, l), b = gpu_experts(e, l);
-        for (auto* v : {&a, &b})
-          for (auto& x : *v) std::sort(x.begin(), x.end());
-        CHECK(a == b);
+        CHECK(gpu_experts(doubtful, l) == gpu_experts(e, l));
       }
     }
   }
   CHECK_THROWS_WITH_AS(gem::gem_search{.keep_eplb_confidence = 1}.validate(), doctest::Contains("keep_eplb_confidence"), gem::config_error);
   CHECK_THROWS_WITH_AS(gem::gem_search{.dispersion = -1}.validate(), doctest::Contains("dispersion"), gem::config_error);
   CHECK_THROWS_WITH_AS(gem::gem_search{.resample_steps = 0}.validate(), doctest::Contains("resample_steps"), gem::config_error);
+}
+
+namespace {
+
+// `p` with windows of the fitted tokens, as empirical_load's window_tokens gives them: each fitted
+// step cut into `k` windows by an uneven random split of every count (tokens come in bursts), so
+// every step is the sum of its k windows.
+gem::placement_problem with_windows(gem::placement_problem p, int k, std::mt19937_64& rng) {
+  std::uniform_real_distribution<double> u(0.0, 1.0);
+  for (auto& ll : p.layers) {
+    for (const auto& step : ll.steps) {
+      std::vector<std::vector<double>> w(static_cast<std::size_t>(k), std::vector<double>(step.size(), 0.0));
+      for (std::size_t e = 0; e < step.size(); ++e) {
+        std::vector<double> weight(static_cast<std::size_t>(k));
+        for (auto& x : weight) x = std::pow(u(rng), 3.0);
+        const double sum = std::accumulate(weight.begin(), weight.end(), 0.0) + 1e-12;
+        double given = 0;
+        for (int j = 0; j + 1 < k; ++j) given += w[j][e] = std::floor(step[e] * weight[j] / sum);
+        w[k - 1][e] = step[e] - given;
+      }
+      ll.windows.insert(ll.windows.end(), w.begin(), w.end());
+    }
+    ll.windows_per_step = k;
+  }
+  return p;
+}
+
+// `p` whose layers' fitted steps are the synthetic steps `cfg` searches, without windows.
+gem::placement_problem bootstrapped(gem::placement_problem p, const gem::gem_search& cfg) {
+  for (std::size_t l = 0; l < p.layers.size(); ++l) {
+    auto& ll = p.layers[l];
+    std::vector<double> mean, sd;
+    gem::detail::step_stats(ll.steps, ll.mean.size(), mean, sd);
+    ll.steps = gem::detail::synthetic_steps(cfg, ll, ll.steps, mean, sd, gem::detail::gem_layer_seed(cfg.seed, l));
+    ll.windows.clear();
+    ll.windows_per_step = 0;
+  }
+  return p;
+}
+
+}  // namespace
+
+TEST_CASE("a block-bootstrap step is the sum of windows_per_step windows drawn uniformly, fixed by the seed") {
+  // Window w holds one token of expert w alone, so a synthetic step's counts are how often each
+  // window was drawn.
+  gem::layer_loads ll{.mean = std::vector<double>(8, 1.0), .windows_per_step = 3};
+  for (int w = 0; w < 6; ++w) {
+    ll.windows.emplace_back(8, 0.0);
+    ll.windows.back()[w] = 1.0;
+  }
+  const auto a = gem::detail::block_bootstrap(ll, 2000, 11);
+  REQUIRE(a.size() == 2000u);
+  std::vector<double> drawn(8, 0.0);
+  for (const auto& row : a) {
+    CHECK(std::accumulate(row.begin(), row.end(), 0.0) == 3.0);
+    for (int e = 0; e < 8; ++e) {
+      CHECK(row[e] == std::floor(row[e]));
+      drawn[e] += row[e];
+    }
+  }
+  CHECK(drawn[6] == 0.0);
+  CHECK(drawn[7] == 0.0);
+  for (int w = 0; w < 6; ++w) CHECK(std::abs(drawn[w] / 6000.0 - 1.0 / 6.0) < 0.02);  // sd ~0.005
+  CHECK(gem::detail::block_bootstrap(ll, 2000, 11) == a);
+  CHECK(gem::detail::block_bootstrap(ll, 2000, 12) != a);
+}
+
+TEST_CASE("with windows and few fitted steps gem_search searches the block-bootstrap steps") {
+  // The reference: the same search handed those synthetic steps as its fitted steps. With the
+  // confidence test off the two must agree exactly (the test is what differs, see below), and the
+  // bootstrap must change the result against searching the fitted step itself.
+  std::mt19937_64 rng(61);
+  int differs = 0;
+  for (int trial = 0; trial < 4; ++trial) {
+    const auto p = with_windows(scaled(gem::test::random_problem(rng, 2, 16, 4, 4, 1), 40), 8, rng);
+    const gem::test::read_speed m{.speed = {1, 0.8, 1, 1}, .read = 1.0, .row = 0.05, .act = 0.01};
+    for (auto mode : {slot_mode::engine_compatible, slot_mode::extended}) {
+      const gem::gem_search cfg{.mode = mode, .seed = static_cast<std::uint64_t>(trial), .bootstrap_steps = 24, .keep_eplb_confidence = 0};
+      const auto boot = cfg.place(p, m);
+      CHECK(boot == cfg.place(bootstrapped(p, cfg), m));
+      auto off = cfg;
+      off.bootstrap_steps = 0;
+      differs += !(boot == off.place(p, m));
+      // With at least as many fitted steps as bootstrap_steps the windows are not used.
+      auto few = cfg;
+      few.bootstrap_steps = 1;
+      CHECK(few.place(p, m) == off.place(p, m));
+    }
+  }
+  CHECK(differs > 0);
+}
+
+TEST_CASE("the confidence test against eplb runs on the fitted steps, not on the bootstrap steps") {
+  // Equal GPUs, one fitted step: any gain is noise to an unseen step, and the test keeps EPLB's
+  // layout in every layer. Counted as 32 independent steps, the same bootstrap steps would make
+  // the search's small, consistent gains look certain (the failure this rule avoids).
+  std::mt19937_64 rng(67);
+  int kept = 0, layers = 0, fooled = 0;
+  for (int trial = 0; trial < 4; ++trial) {
+    const auto p = with_windows(scaled(gem::test::random_problem(rng, 3, 16, 4, 4, 1), 100), 8, rng);
+    const gem::test::linear_speed m{.speed = {1, 1, 1, 1}};
+    const gem::gem_search cfg{.bootstrap_steps = 32};
+    const auto e = gem::eplb{}.place(p, m);
+    const auto g = cfg.place(p, m);
+    const auto as_fitted = cfg.place(bootstrapped(p, cfg), m);
+    for (int l = 0; l < 3; ++l) {
+      const auto b = gpu_experts(e, l);
+      kept += gpu_experts(g, l) == b;
+      fooled += gpu_experts(as_fitted, l) != b;
+      ++layers;
+    }
+  }
+  CHECK(kept == layers);
+  CHECK(fooled > 0);
+}
+
+TEST_CASE("the bootstrap gives the same bytes for the same seed on any thread count") {
+  std::mt19937_64 rng(71);
+  const auto p = with_windows(scaled(gem::test::random_problem(rng, 5, 16, 4, 5, 1), 40), 6, rng);
+  const gem::test::read_speed m{.speed = {1, 0.7, 1, 1.1}};
+  for (auto mode : {slot_mode::engine_compatible, slot_mode::extended}) {
+    const gem::gem_search cfg{.mode = mode, .seed = 9, .bootstrap_steps = 16};
+    const auto a = cfg.place(p, m);
+    for (int threads : {2, 3, 8}) {
+      auto t = cfg;
+      t.threads = threads;
+      CHECK(t.place(p, m) == a);
+    }
+  }
+}
+
+TEST_CASE("bootstrap options and windows are validated with a message naming the field") {
+  CHECK_THROWS_WITH_AS(gem::gem_search{.bootstrap_steps = -1}.validate(), doctest::Contains("bootstrap_steps"), gem::config_error);
+  std::mt19937_64 rng(73);
+  const gem::test::linear_speed m{.speed = {1, 1}};
+  auto p = with_windows(gem::test::random_problem(rng, 1, 4, 2, 2, 1), 2, rng);
+  p.layers[0].windows_per_step = 0;
+  CHECK_THROWS_WITH_AS((void)gem::gem_search{}.place(p, m), doctest::Contains("windows_per_step"), gem::config_error);
+  p.layers[0].windows_per_step = 2;
+  p.layers[0].windows[1].pop_back();
+  CHECK_THROWS_WITH_AS((void)gem::gem_search{}.place(p, m), doctest::Contains("window 1 holds 3 values"), gem::config_error);
+  p.layers[0].windows.clear();
+  CHECK_THROWS_WITH_AS((void)gem::gem_search{}.place(p, m), doctest::Contains("windows_per_step"), gem::config_error);
 }

@@ -18,8 +18,8 @@ namespace gem {
 
 /// Everything a strategy places against: the cluster (GPUs, slots per GPU, nodes), the number of
 /// logical experts, and per-layer loads. `num_groups` is EPLB's expert-group count for its
-/// hierarchical policy (1 = no groups). Every layer's `mean` holds num_experts finite,
-/// non-negative values.
+/// hierarchical policy (1 = no groups). Every layer's `mean`, steps and windows hold num_experts
+/// finite, non-negative values; `windows_per_step` is >= 1 with windows and 0 without.
 struct placement_problem {
   cluster_spec cluster{};
   std::int32_t num_experts = 0;
@@ -50,6 +50,12 @@ struct placement_problem {
       check_row(layers[l].mean, "mean");
       for (std::size_t s = 0; s < layers[l].steps.size(); ++s)
         check_row(layers[l].steps[s], "step " + std::to_string(s));
+      for (std::size_t w = 0; w < layers[l].windows.size(); ++w)
+        check_row(layers[l].windows[w], "window " + std::to_string(w));
+      if (layers[l].windows.empty() ? layers[l].windows_per_step != 0 : layers[l].windows_per_step < 1)
+        throw config_error("placement_problem: layer " + std::to_string(l) + " windows_per_step is " +
+                           std::to_string(layers[l].windows_per_step) + " with " + std::to_string(layers[l].windows.size()) +
+                           " windows (must be >= 1 with windows, 0 without)");
       for (const auto& g : layers[l].groups)
         for (auto e : g)
           if (e < 0 || e >= num_experts)
