@@ -244,6 +244,33 @@ TEST_CASE("gem evaluate prints the side-by-side table and writes the JSON summar
   CHECK(bars == 1 + 3 * 8);  // background + one bar per GPU per strategy
 }
 
+TEST_CASE("--window-tokens: gem searches block-bootstrap steps of a per-token trace; count-only traces and loads are refused") {
+  const auto esft = shared("traces/esft-deepseek-v2-lite/results/expert_scores/law");
+  if (esft.empty() || !fs::exists(esft)) return;
+  scratch tmp;
+  // Steps of 4096 tokens: the fit half is one step, fewer than the 64 the bootstrap draws.
+  const auto base = "evaluate --trace " + esft + " --batch 4096 --gpus 8 --variability high --strategies eplb,gem --json ";
+  const auto off = run(base + tmp / "off.json");
+  const auto on = run(base + tmp / "on.json --window-tokens 128");
+  REQUIRE_MESSAGE(off.rc == 0, off.err);
+  REQUIRE_MESSAGE(on.rc == 0, on.err);
+  const auto a = nlohmann::json::parse(slurp(tmp / "off.json")), b = nlohmann::json::parse(slurp(tmp / "on.json"));
+  CHECK(a["strategies"]["eplb"] == b["strategies"]["eplb"]);  // eplb places by the mean: windows change nothing
+  CHECK(a["strategies"]["gem"]["mean"] != b["strategies"]["gem"]["mean"]);
+  CHECK(run(base + tmp / "again.json --window-tokens 128").rc == 0);
+  CHECK(slurp(tmp / "again.json") == slurp(tmp / "on.json"));  // deterministic
+
+  tmp.write("c.csv", "layer,step,expert,count\n0,0,0,5\n0,0,1,2\n0,1,0,3\n0,1,1,4\n");
+  auto r = run("evaluate --trace " + tmp / "c.csv" + " --gpus 2 --window-tokens 16");
+  CHECK(r.rc == 2);
+  CHECK(r.err.find("per-token routing") != std::string::npos);
+  tmp.write("w.json", R"({"weight": [[4, 3, 2, 1]]})");
+  r = run("place --loads " + tmp / "w.json" + " --gpus 2 -o " + tmp / "p.json --window-tokens 16");
+  CHECK(r.rc == 2);
+  CHECK(r.err.find("--window-tokens needs --trace") != std::string::npos);
+  CHECK(run("evaluate --trace " + esft + " --gpus 8 --window-tokens -1").rc != 0);
+}
+
 TEST_CASE("malformed traces, loads and profiles exit 2 naming the file and the field") {
   scratch tmp;
   tmp.write("bad.trace", "gem-trace 1\nlayers 1\nsteps x\n");

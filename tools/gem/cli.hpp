@@ -144,15 +144,20 @@ struct strategy_options {
   std::int32_t max_steps = 0;  ///< gem: optimise over at most this many fit steps (0 = all)
   std::int32_t threads = 0;    ///< gem: layers searched in parallel (0 = every core); same output for any count
   std::int64_t max_step_evals = -1;  ///< gem: search budget per layer and start (-1 = the strategy's default)
+  std::int32_t window_tokens = 0;    ///< fitted tokens cut into windows of about this many (gem's block bootstrap); 0 = none
 };
 /// Adds --slot-mode engine|extended.
 void add_slot_mode_option(CLI::App& app, bool& extended);
+/// Adds --window-tokens N (strategy_options::window_tokens).
+void add_window_option(CLI::App& app, std::int32_t& window_tokens);
 /// Runs strategy `name` on `problem` under `speed`.
 placement run_strategy(const std::string& name, const placement_problem& problem, const any_speed& speed, const strategy_options& so);
 
-/// Problem from trace steps [first, first+count): mean and (up to 512 sampled) steps per layer.
+/// Problem from trace steps [first, first+count): mean and (up to 512 sampled) steps per layer, and
+/// windows of about `window_tokens` fitted tokens when > 0 (config_error on a trace without per-token routing).
 placement_problem problem_from_trace(const routing_trace& t, const cluster_spec& c, std::int32_t groups,
-                                     std::int32_t first_step, std::int32_t num_steps, std::uint64_t seed);
+                                     std::int32_t first_step, std::int32_t num_steps, std::uint64_t seed,
+                                     std::int32_t window_tokens = 0);
 /// Problem from expected loads (one "step": the loads themselves).
 placement_problem problem_from_loads(const io::expert_loads& loads, const cluster_spec& c, std::int32_t groups);
 

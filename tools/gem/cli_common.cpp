@@ -260,6 +260,15 @@ void add_slot_mode_option(CLI::App& app, bool& extended) {
       ->check(CLI::IsMember({"engine", "extended"}));
 }
 
+void add_window_option(CLI::App& app, std::int32_t& window_tokens) {
+  app.add_option("--window-tokens", window_tokens,
+                 "Cut the fitted tokens into windows of about N tokens (needs a per-token trace, e.g. ESFT); with fewer "
+                 "than 64 fitted steps gem then searches 64 steps drawn as windows with replacement (a block bootstrap: "
+                 "better on held-out steps, slower). 0 = off")
+      ->capture_default_str()
+      ->check(CLI::NonNegativeNumber);
+}
+
 placement run_strategy(const std::string& name, const placement_problem& problem, const any_speed& speed, const strategy_options& so) {
   if (name == "linear") return linear{}.place(problem, speed);
   if (name == "round_robin") return round_robin{}.place(problem, speed);
@@ -276,9 +285,10 @@ placement run_strategy(const std::string& name, const placement_problem& problem
 }
 
 placement_problem problem_from_trace(const routing_trace& t, const cluster_spec& c, std::int32_t groups, std::int32_t first_step,
-                                     std::int32_t num_steps, std::uint64_t seed) {
+                                     std::int32_t num_steps, std::uint64_t seed, std::int32_t window_tokens) {
   placement_problem p{.cluster = c, .num_experts = t.num_experts(), .num_groups = groups};
-  const empirical_load model{.first_step = first_step, .num_steps = num_steps, .max_steps = 512, .seed = seed};
+  const empirical_load model{
+      .first_step = first_step, .num_steps = num_steps, .max_steps = 512, .seed = seed, .window_tokens = window_tokens};
   for (std::int32_t l = 0; l < t.num_layers(); ++l) p.layers.push_back(model.loads(t, layer_id{l}));
   p.validate();
   return p;

@@ -20,7 +20,7 @@ namespace gem::cli {
 comparison compare(const routing_trace& t, const std::vector<std::string>& names, const cluster_spec& c, std::int32_t groups,
                    const any_speed& speed, double split, const strategy_options& so) {
   const auto parts = split_steps(t, split);
-  const auto problem = problem_from_trace(t, c, groups, parts.fit.first, parts.fit.count, so.seed);
+  const auto problem = problem_from_trace(t, c, groups, parts.fit.first, parts.fit.count, so.seed, so.window_tokens);
   comparison cmp;
   cmp.names = names;
   cmp.num_gpus = c.num_gpus;
@@ -129,6 +129,7 @@ struct place_options {
   std::string output{};
   std::uint64_t seed = 0;
   std::int32_t first_layer = -1;
+  std::int32_t window_tokens = 0;
   bool extended = false;
 };
 
@@ -139,11 +140,13 @@ void run_place(const place_options& o) {
   placement_problem problem;
   std::vector<std::int32_t> source_layers;
   if (!o.loads.empty()) {
+    if (o.window_tokens > 0) throw config_error("--window-tokens needs --trace: expected loads (--loads) have no tokens to cut into windows");
     const auto loads = io::read_loads_file(o.loads);
     problem = problem_from_loads(loads, make_cluster(o.cluster, loads.num_experts()), problem_groups(o.cluster));
   } else {
     const auto t = load_trace(o.trace);
-    problem = problem_from_trace(t.trace, make_cluster(o.cluster, t.trace.num_experts()), problem_groups(o.cluster), 0, 0, o.seed);
+    problem = problem_from_trace(t.trace, make_cluster(o.cluster, t.trace.num_experts()), problem_groups(o.cluster), 0, 0, o.seed,
+                                 o.window_tokens);
     source_layers = t.source_layers;
   }
   const auto speed = make_speed(o.speed, o.cluster.gpus, o.seed);
@@ -180,6 +183,7 @@ struct evaluate_options {
   double split = 0.5;
   std::string json{}, svg{};
   std::uint64_t seed = 0;
+  std::int32_t window_tokens = 0;
   bool extended = false;
 };
 
@@ -188,7 +192,7 @@ void run_evaluate(const evaluate_options& o) {
   const auto t = load_trace(o.trace);
   const auto c = make_cluster(o.cluster, t.trace.num_experts());
   const auto speed = make_speed(o.speed, o.cluster.gpus, o.seed);
-  const auto cmp = compare(t.trace, names, c, problem_groups(o.cluster), speed, o.split, {.seed = o.seed, .extended = o.extended});
+  const auto cmp = compare(t.trace, names, c, problem_groups(o.cluster), speed, o.split, {.seed = o.seed, .extended = o.extended, .window_tokens = o.window_tokens});
   std::cout << t.description << "\n" << c.num_gpus << " GPUs, " << c.total_slots() << " slots; " << speed.description << "\n"
             << "fitted on " << cmp.fit_steps << " steps, replayed " << cmp.held_out_steps
             << " held-out steps; latency per step = sum over layers of the straggler GPU's time\n\n";
@@ -227,6 +231,7 @@ void register_place(CLI::App& app) {
       ->check(CLI::IsMember({"gem", "eplb", "sglang", "trtllm"}));
   sub->add_option("-o,--output", o->output, "File to write")->required();
   sub->add_option("--seed", o->seed, "Seed for sampled steps, sampled variability and randomized strategies")->capture_default_str();
+  add_window_option(*sub, o->window_tokens);
   add_slot_mode_option(*sub, o->extended);
   sub->add_option("--first-layer", o->first_layer, "Model layer index of the first MoE layer (TRT-LLM keys)")->check(CLI::NonNegativeNumber);
   sub->callback([o, sub] {
@@ -257,6 +262,7 @@ void register_evaluate(CLI::App& app) {
   sub->add_option("--json", o->json, "Write a JSON summary {strategies: {name: {mean, p50, p99}}, fluid_bound: {mean}}");
   sub->add_option("--svg", o->svg, "Write an SVG picture: per-GPU finish times of a representative step, latency CDFs");
   sub->add_option("--seed", o->seed, "Seed for sampled steps, sampled variability and randomized strategies")->capture_default_str();
+  add_window_option(*sub, o->window_tokens);
   sub->callback([o] { run_evaluate(*o); });
 }
 
