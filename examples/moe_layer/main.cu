@@ -6,12 +6,17 @@
 //   moe_layer compare --partitions 40,32,32,24 --esft DIR[,DIR...] --layers 5,10 --tokens 256,1024
 //                     [--slots 18] [--profile p.json] [--placement file.json ...] [--reps 5]
 //                     [--path automatic|device_counts|per_group|grouped|bucketed|chunked] [--mixes 128] --out DIR
+//   moe_layer compare --gpus 2 --gpu-sms 0,96 ...   (several real GPUs, rows moved with NCCL)
 // Profiles fit the table to --mixes uneven row mixes (0: read it off uniform rows).
 // The table model adds a cost per active expert; the per_group path (one cuBLAS GEMM per expert,
 // back to back on the device's stream) is the execution whose cost is additive by construction.
-// Devices: --partitions SMS (green contexts on GPU 0) or --gpus N (whole GPUs; several real GPUs
-// would need an NCCL all-to-all for dispatch: issue 9). Exit codes: 0 ok, 1 a check failed, 2 bad
-// arguments, 3 a CUDA failure.
+// Devices: --partitions SMS (green contexts on GPU 0; rows copied inside the GPU, moe_layer.cuh) or
+// --gpus N (GPUs 0..N-1, one rank each; with NCCL built in, expert-parallel: each rank holds a slice
+// of every step's tokens and rows travel by NCCL, ep_layer.cuh, and the summary reports dispatch and
+// combine beside the expert phase). --gpu-sms A,B,... restricts GPU g to that many SMs (a green
+// context; 0 = the whole GPU) to emulate a slower GPU; --fine-partitions splits at finer
+// granularity (no SM co-scheduling). Exit codes: 0 ok, 1 a check failed, 2 bad arguments, 3 a CUDA
+// failure.
 #include <cuda_runtime.h>
 
 #include <algorithm>
@@ -35,6 +40,9 @@
 #include "gem/place/speed_proportional.hpp"
 #include "gem/speed/profile.hpp"
 #include "moe_layer.cuh"
+#if GEM_HAS_NCCL
+#include "ep_layer.cuh"
+#endif
 
 namespace {
 
@@ -46,6 +54,8 @@ struct options {
   std::string command;
   std::vector<std::int32_t> partitions;
   std::int32_t gpus = 0;
+  std::vector<std::int32_t> gpu_sms;  ///< per GPU: SMs to keep (0 = whole GPU)
+  bool fine_partitions = false;
   bool isolated = false;
   std::string out;
   std::string samples;
@@ -81,6 +91,21 @@ options parse(int argc, char** argv) {
     };
     if (a == "--partitions") o.partitions = gc::parse_sm_counts(value());
     else if (a == "--gpus") o.gpus = std::stoi(value());
+    else if (a == "--gpu-sms") {
+      const auto v = value();
+      for (const auto& item : split(v, ',')) {
+        std::size_t used = 0;
+        int n = -1;
+        try {
+          n = std::stoi(item, &used);
+        } catch (...) {
+        }
+        if (item.empty() || used != item.size() || n < 0)
+          throw gem::config_error("--gpu-sms '" + v + "': '" + item + "' is not an SM count (0 = whole GPU)");
+        o.gpu_sms.push_back(n);
+      }
+    }
+    else if (a == "--fine-partitions") o.fine_partitions = true;
     else if (a == "--isolated") o.isolated = true;
     else if (a == "--out") o.out = value();
     else if (a == "--samples") o.samples = value();
@@ -109,6 +134,10 @@ options parse(int argc, char** argv) {
     else throw gem::config_error("unknown option " + a);
   }
   if (o.partitions.empty() && o.gpus <= 0) o.gpus = 1;
+  if (!o.partitions.empty() && o.gpus > 0) throw gem::config_error("--partitions and --gpus exclude each other");
+  if (!o.gpu_sms.empty() && static_cast<std::int32_t>(o.gpu_sms.size()) != o.gpus)
+    throw gem::config_error("--gpu-sms needs one count per GPU of --gpus (" + std::to_string(o.gpus) + "), got " +
+                            std::to_string(o.gpu_sms.size()));
   if (o.reps < 1) throw gem::config_error("--reps must be >= 1");
   if (o.mixes < 0) throw gem::config_error("--mixes must be >= 0");
   return o;
@@ -116,8 +145,17 @@ options parse(int argc, char** argv) {
 
 std::vector<gc::exec_device> make_devices(const options& o) {
   if (!o.partitions.empty()) return gc::split_device(0, {.sm_counts = o.partitions});
+  if (o.gpus > gc::device_count())
+    throw gem::config_error("--gpus " + std::to_string(o.gpus) + ": this process sees " +
+                            std::to_string(gc::device_count()) + " GPU(s)");
   std::vector<gc::exec_device> d;
-  for (int g = 0; g < o.gpus; ++g) d.push_back(gc::whole_gpu(g));
+  for (int g = 0; g < o.gpus; ++g) {
+    const auto sms = o.gpu_sms.empty() ? 0 : o.gpu_sms[static_cast<std::size_t>(g)];
+    if (sms == 0 || sms >= gc::partition_rules(g).sm_count)
+      d.push_back(gc::whole_gpu(g));
+    else
+      d.push_back(std::move(gc::split_device(g, {.sm_counts = {sms}, .ignore_coscheduling = o.fine_partitions})[0]));
+  }
   return d;
 }
 
@@ -175,6 +213,7 @@ struct run_row {
   std::int32_t step = 0;
   std::string mode;
   double measured = 0, predicted = 0;
+  double dispatch = 0, combine = 0, wall = 0;  ///< several real GPUs (NCCL): phases of the step
   std::vector<double> device_seconds;
   std::vector<double> device_predicted;
 };
@@ -186,6 +225,13 @@ int cmd_compare(const options& o) {
   const auto devs = make_devices(o);
   auto coord = gc::whole_gpu(0);
   const auto G = static_cast<std::int32_t>(devs.size());
+#if GEM_HAS_NCCL
+  std::unique_ptr<gem::example::ep_comms> comms;
+  if (o.partitions.empty()) comms = std::make_unique<gem::example::ep_comms>(devs);
+#else
+  if (o.partitions.empty() && G > 1)
+    std::printf("built without NCCL: rows move between GPUs by copies through GPU 0 (not an engine's dispatch)\n");
+#endif
   const gem::example::moe_shape shape{.max_tokens = *std::max_element(o.tokens.begin(), o.tokens.end())};
   const gem::layer_shape lshape = gem::shapes::deepseek_v2_lite;
 
@@ -213,7 +259,9 @@ int cmd_compare(const options& o) {
   const auto model_conc = gem::to_table(prof_conc);
   const auto model_iso = gem::to_table(prof_iso);
 
-  // The model's weights (one bank, every strategy reads the same experts) and activations.
+  // The model's weights (one bank, every strategy reads the same experts) and activations, on the
+  // coordinator's GPU (profiling several GPUs left another one current).
+  gc::detail::runtime_check(cudaSetDevice(coord.ordinal()), "cudaSetDevice");
   const auto H = static_cast<std::size_t>(shape.hidden), I = static_cast<std::size_t>(shape.inter);
   const auto E = static_cast<std::size_t>(shape.num_experts), K = static_cast<std::size_t>(shape.top_k);
   gc::bf16 *w13 = nullptr, *w2 = nullptr, *x = nullptr, *out = nullptr, *ref = nullptr;
@@ -236,7 +284,7 @@ int cmd_compare(const options& o) {
 
   std::vector<run_row> rows;
   std::ofstream csv(o.out + "/steps.csv");
-  csv << "config,tokens,strategy,step,mode,measured_s,predicted_s";
+  csv << "config,tokens,strategy,step,mode,measured_s,predicted_s,dispatch_s,combine_s,wall_s";
   for (std::int32_t g = 0; g < G; ++g) csv << ",dev" << g << "_s";
   for (std::int32_t g = 0; g < G; ++g) csv << ",dev" << g << "_pred_s";
   csv << '\n';
@@ -309,9 +357,74 @@ int cmd_compare(const options& o) {
                                       "download reference");
           }
         }
+        // One measured (step, mode): its CSV line and summary row.
+        const auto record = [&](run_row row) {
+          csv << row.config << ',' << B << ',' << row.strategy << ',' << row.step << ',' << row.mode << ',' << row.measured
+              << ',' << row.predicted << ',' << row.dispatch << ',' << row.combine << ',' << row.wall;
+          for (auto v : row.device_seconds) csv << ',' << v;
+          for (auto v : row.device_predicted) csv << ',' << v;
+          csv << '\n';
+          rows.push_back(std::move(row));
+        };
+        // Output equality with the single-device reference (bf16 tolerance).
+        const auto check_output = [&](const std::vector<gc::bf16>& got, std::size_t k, const std::string& name) {
+          double num = 0, den = 0;
+          for (std::size_t i = 0; i < got.size(); ++i) {
+            const double a = __bfloat162float(got[i]), b = __bfloat162float(refs[k][i]);
+            num += (a - b) * (a - b);
+            den += b * b;
+          }
+          const double err = std::isfinite(num) && den > 0 && got.size() == refs[k].size() ? std::sqrt(num / den) : INFINITY;
+          worst_err = std::max(worst_err, err);
+          if (!(err <= 1e-2)) {
+            ++failures;
+            std::printf("OUTPUT MISMATCH %s %s step %d: relative L2 error %.3g\n", config.c_str(), name.c_str(), steps[k], err);
+          }
+        };
+        const auto median_row = [&](const std::string& name, std::int32_t s, const char* mode,
+                                    const std::vector<std::vector<double>>& dev, const std::vector<double>& lat,
+                                    const std::vector<double>& pred) {
+          run_row row{config, B, name, s, mode};
+          row.measured = gc::median_of(lat);
+          row.predicted = *std::max_element(pred.begin(), pred.end());
+          for (std::int32_t g = 0; g < G; ++g) row.device_seconds.push_back(gc::median_of(dev[g]));
+          row.device_predicted = pred;
+          return row;
+        };
         for (const auto& [name, pl] : strategies) {
-          moe_layer L(devs, coord, pl, gem::layer_id{0}, shape, bank, o.path);
           const auto& lp = pl.layer(gem::layer_id{0});
+#if GEM_HAS_NCCL
+          if (comms) {  // several real GPUs, rows moved by NCCL
+            gem::example::ep_layer L(devs, *comms, pl, gem::layer_id{0}, shape, bank, o.path);
+            for (std::size_t k = 0; k < steps.size(); ++k) {
+              const auto s = steps[k];
+              const auto t0 = rt.step_offsets[s], t1 = rt.step_offsets[s + 1];
+              const auto n = static_cast<std::int32_t>(t1 - t0);
+              L.stage(std::span(rt.ids).subspan(t0 * K, n * K), std::span(rt.weights).subspan(t0 * K, n * K), n, x);
+              const auto c = tr.step_counts(gem::layer_id{0}, s);
+              const auto pred = gem::gpu_seconds(lp, G, std::vector<double>(c.begin(), c.end()), model_conc);
+              if (k == 0) (void)L.run_step();  // warm-up
+              std::vector<std::vector<double>> dev(static_cast<std::size_t>(G));
+              std::vector<double> lat, disp, comb, wall;
+              for (std::int32_t r = 0; r < o.reps; ++r) {
+                const auto t = L.run_step();
+                lat.push_back(t.latency);
+                disp.push_back(t.dispatch);
+                comb.push_back(t.combine);
+                wall.push_back(t.wall);
+                for (std::int32_t g = 0; g < G; ++g) dev[g].push_back(t.device_seconds[g]);
+              }
+              auto row = median_row(name, s, "concurrent", dev, lat, pred);
+              row.dispatch = gc::median_of(disp);
+              row.combine = gc::median_of(comb);
+              row.wall = gc::median_of(wall);
+              record(std::move(row));
+              check_output(L.output(), k, name);
+            }
+            continue;
+          }
+#endif
+          moe_layer L(devs, coord, pl, gem::layer_id{0}, shape, bank, o.path);
           for (std::size_t k = 0; k < steps.size(); ++k) {
             const auto s = steps[k];
             const auto n = upload_step(s);
@@ -328,34 +441,12 @@ int cmd_compare(const options& o) {
                 lat.push_back(t.latency);
                 for (std::int32_t g = 0; g < G; ++g) dev[g].push_back(t.device_seconds[g]);
               }
-              run_row row{config, B, name, s, mode == run_mode::concurrent ? "concurrent" : "isolated"};
-              row.measured = gc::median_of(lat);
-              const auto& pred = mode == run_mode::concurrent ? pred_c : pred_i;
-              row.predicted = *std::max_element(pred.begin(), pred.end());
-              for (std::int32_t g = 0; g < G; ++g) row.device_seconds.push_back(gc::median_of(dev[g]));
-              row.device_predicted = pred;
-              csv << row.config << ',' << B << ',' << name << ',' << s << ',' << row.mode << ',' << row.measured << ','
-                  << row.predicted;
-              for (auto v : row.device_seconds) csv << ',' << v;
-              for (auto v : row.device_predicted) csv << ',' << v;
-              csv << '\n';
-              rows.push_back(std::move(row));
+              const bool conc = mode == run_mode::concurrent;
+              record(median_row(name, s, conc ? "concurrent" : "isolated", dev, lat, conc ? pred_c : pred_i));
             }
-            // Output equality with the single-device reference (bf16 tolerance).
             std::vector<gc::bf16> got(static_cast<std::size_t>(n) * H);
             gc::detail::runtime_check(cudaMemcpy(got.data(), out, got.size() * 2, cudaMemcpyDeviceToHost), "download");
-            double num = 0, den = 0;
-            for (std::size_t i = 0; i < got.size(); ++i) {
-              const double a = __bfloat162float(got[i]), b = __bfloat162float(refs[k][i]);
-              num += (a - b) * (a - b);
-              den += b * b;
-            }
-            const double err = std::isfinite(num) && den > 0 ? std::sqrt(num / den) : INFINITY;
-            worst_err = std::max(worst_err, err);
-            if (!(err <= 1e-2)) {
-              ++failures;
-              std::printf("OUTPUT MISMATCH %s %s step %d: relative L2 error %.3g\n", config.c_str(), name.c_str(), s, err);
-            }
+            check_output(got, k, name);
           }
         }
         csv.flush();
@@ -388,23 +479,27 @@ int cmd_compare(const options& o) {
     if (std::find(names.begin(), names.end(), r.strategy) == names.end()) names.push_back(r.strategy);
   for (const auto B : o.tokens) {
     for (const std::string mode : {"concurrent", "isolated"}) {
-      std::map<std::string, std::vector<double>> meas, err;
+      std::map<std::string, std::vector<double>> meas, err, disp, comb, wall;
       for (const auto& r : rows) {
         if (r.tokens != B || r.mode != mode) continue;
         meas[r.strategy].push_back(r.measured);
         err[r.strategy].push_back(std::abs(r.predicted - r.measured) / r.measured);
+        disp[r.strategy].push_back(r.dispatch);
+        comb[r.strategy].push_back(r.combine);
+        wall[r.strategy].push_back(r.wall);
       }
+      if (meas.empty()) continue;
       std::vector<double> all_err;
       for (const auto& [k, v] : err) all_err.insert(all_err.end(), v.begin(), v.end());
       std::snprintf(buf, sizeof buf, "B=%d %s: %zu step measurements, prediction error median %.1f%% p95 %.1f%%\n", B,
                     mode.c_str(), all_err.size(), 100 * percentile(all_err, 0.5), 100 * percentile(all_err, 0.95));
       both(buf);
-      const auto mean = [&](const std::string& n) {
-        const auto& v = meas[n];
+      const auto mean_of = [](const std::vector<double>& v) {
         double s = 0;
         for (double t : v) s += t;
         return v.empty() ? 0.0 : s / static_cast<double>(v.size());
       };
+      const auto mean = [&](const std::string& n) { return mean_of(meas[n]); };
       for (const auto& n : names) {
         std::snprintf(buf, sizeof buf, "  %-28s mean %8.1f us  p50 %8.1f us  pred err med %5.1f%% p95 %5.1f%%", n.c_str(),
                       1e6 * mean(n), 1e6 * percentile(meas[n], 0.5), 100 * percentile(err[n], 0.5),
@@ -422,6 +517,17 @@ int cmd_compare(const options& o) {
           }
         }
         both("\n");
+        if (mean_of(wall[n]) > 0) {  // several real GPUs: the step's phases (host wall clock between barriers)
+          std::snprintf(buf, sizeof buf,
+                        "  %-28s   dispatch %7.1f us + combine %7.1f us beside the expert phase; whole step %8.1f us",
+                        "", 1e6 * mean_of(disp[n]), 1e6 * mean_of(comb[n]), 1e6 * mean_of(wall[n]));
+          both(buf);
+          if (n != "eplb" && mean_of(wall["eplb"]) > 0) {
+            std::snprintf(buf, sizeof buf, "  %.3fx eplb", mean_of(wall[n]) / mean_of(wall["eplb"]));
+            both(buf);
+          }
+          both("\n");
+        }
       }
     }
   }

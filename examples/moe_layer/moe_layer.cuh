@@ -56,6 +56,66 @@ struct expert_bank {
   const bf16* w2 = nullptr;
 };
 
+/// cudaMalloc of at least 256 bytes on the current device; throws gem::cuda_error naming `what`.
+inline void* device_alloc(std::size_t bytes, const std::string& what = "moe_layer: cudaMalloc") {
+  void* p = nullptr;
+  cuda::detail::runtime_check(cudaMalloc(&p, std::max<std::size_t>(bytes, 256)), what);
+  return p;
+}
+
+/// Throws gem::cuda_error "<what> failed: <code> (<CUDA error>)" unless `s` is a success.
+inline void check_status(cuda::status s, const std::string& what) {
+  if (s) return;
+  throw gem::cuda_error(what + " failed: " + cuda::to_string(s.code) +
+                        (s.cuda != cudaSuccess ? std::string(" (") + cudaGetErrorString(s.cuda) + ")" : ""));
+}
+
+/// A layer's placement tables with slots renumbered device-major (GPU 0's slots first, each GPU's
+/// slots in the placement's order), so that a GPU's rows are one contiguous range of the permuted
+/// buffer. order[i] = the placement's slot behind new slot i; GPU g holds [first_slot[g], first_slot[g+1]).
+struct device_major {
+  cuda::placement_tables tables{};
+  std::vector<std::int32_t> order{};
+  std::vector<std::int32_t> first_slot{};
+};
+
+[[nodiscard]] inline device_major device_major_tables(const gem::placement& plc, gem::layer_id layer) {
+  device_major d;
+  d.tables = cuda::make_placement_tables(plc, layer);
+  auto& t = d.tables;
+  std::vector<std::int32_t> renum(static_cast<std::size_t>(t.num_slots));
+  d.first_slot.push_back(0);
+  for (std::int32_t g = 0; g < plc.num_gpus(); ++g) {
+    for (auto p : plc.gpu_slots(layer, gem::gpu_id{g})) {
+      renum[static_cast<std::size_t>(p)] = static_cast<std::int32_t>(d.order.size());
+      d.order.push_back(p);
+    }
+    d.first_slot.push_back(static_cast<std::int32_t>(d.order.size()));
+  }
+  for (auto& s : t.log2phy)
+    if (s >= 0) s = renum[static_cast<std::size_t>(s)];
+  std::vector<std::int32_t> slot_gpu(static_cast<std::size_t>(t.num_slots));
+  for (std::size_t i = 0; i < slot_gpu.size(); ++i) slot_gpu[i] = t.slot_gpu[static_cast<std::size_t>(d.order[i])];
+  t.slot_gpu = std::move(slot_gpu);
+  return d;
+}
+
+/// Copies the weights of the experts behind `slots` (the placement's slot ids, in the unit's slot
+/// order) from `bank` into `unit`; the bank may live on another GPU of the host (unified addressing).
+inline void load_slot_weights(cuda::device_experts& unit, const expert_bank& bank, const gem::layer_placement& lp,
+                              std::span<const std::int32_t> slots) {
+  const auto I = static_cast<std::size_t>(unit.config().inter), H = static_cast<std::size_t>(unit.config().hidden);
+  for (std::size_t i = 0; i < slots.size(); ++i) {
+    const auto e = static_cast<std::size_t>(lp.phy2log[static_cast<std::size_t>(slots[i])]);
+    cuda::detail::runtime_check(cudaMemcpy(unit.w13() + i * 2 * I * H, bank.w13 + e * 2 * I * H, 2 * I * H * sizeof(bf16),
+                                           cudaMemcpyDefault),
+                                "copying expert weights");
+    cuda::detail::runtime_check(
+        cudaMemcpy(unit.w2() + i * H * I, bank.w2 + e * H * I, H * I * sizeof(bf16), cudaMemcpyDefault),
+        "copying expert weights");
+  }
+}
+
 /// One layer of `plc` over `devices` (device g runs the placement's GPU g). Setup allocates and
 /// copies every slot's weights from `bank` into its device's buffer; run_step then allocates nothing.
 class moe_layer {
@@ -72,42 +132,28 @@ class moe_layer {
                               " experts, the layer " + std::to_string(shape.num_experts));
     if (shape.top_k <= 0 || shape.top_k > shape.num_experts || shape.max_tokens <= 0)
       throw gem::config_error("moe_layer: top_k must be in [1, num_experts] and max_tokens positive");
-    auto t = cuda::make_placement_tables(plc, layer);
-    // Renumber slots so that each device's slots are contiguous (device 0's first): then a device's
-    // rows are one contiguous range of the permuted buffer.
+    auto dm = device_major_tables(plc, layer);
+    auto& t = dm.tables;
+    const auto& order = dm.order;
+    first_slot_ = dm.first_slot;
     const auto P = t.num_slots, G = plc.num_gpus();
-    std::vector<std::int32_t> order, renum(static_cast<std::size_t>(P));
-    first_slot_.push_back(0);
-    for (std::int32_t g = 0; g < G; ++g) {
-      for (auto p : plc.gpu_slots(layer, gem::gpu_id{g})) {
-        renum[static_cast<std::size_t>(p)] = static_cast<std::int32_t>(order.size());
-        order.push_back(p);
-      }
-      first_slot_.push_back(static_cast<std::int32_t>(order.size()));
-    }
-    for (auto& s : t.log2phy)
-      if (s >= 0) s = renum[static_cast<std::size_t>(s)];
-    std::vector<std::int32_t> slot_gpu(static_cast<std::size_t>(P));
-    for (std::int32_t i = 0; i < P; ++i) slot_gpu[i] = t.slot_gpu[static_cast<std::size_t>(order[i])];
-    t.slot_gpu = slot_gpu;
     const auto& lp = plc.layer(layer);
 
     cuda::detail::runtime_check(cudaSetDevice(coordinator.ordinal()), "moe_layer: cudaSetDevice");
-    pl_buf_ = alloc(cuda::placement_bytes(t));
+    pl_buf_ = device_alloc(cuda::placement_bytes(t));
     cfg_ = cuda::routing_config{.num_tokens = shape.max_tokens, .top_k = shape.top_k, .num_experts = shape.num_experts, .tile_rows = 1};
-    check(cuda::upload_placement(t, pl_buf_, cuda::placement_bytes(t), &cfg_.placement), "upload_placement");
+    check_status(cuda::upload_placement(t, pl_buf_, cuda::placement_bytes(t), &cfg_.placement), "moe_layer: upload_placement");
     if (auto s = cuda::can_implement(cfg_); !s) throw gem::config_error("moe_layer: routing cannot run this shape");
     ws_bytes_ = cuda::routing_workspace_size(cfg_);
-    ws_ = alloc(ws_bytes_);
+    ws_ = device_alloc(ws_bytes_);
     const auto cap = static_cast<std::size_t>(cfg_.capacity_rows());
-    xp_ = static_cast<bf16*>(alloc(cap * shape.hidden * sizeof(bf16)));
-    yp_ = static_cast<bf16*>(alloc(cap * shape.hidden * sizeof(bf16)));
+    xp_ = static_cast<bf16*>(device_alloc(cap * shape.hidden * sizeof(bf16)));
+    yp_ = static_cast<bf16*>(device_alloc(cap * shape.hidden * sizeof(bf16)));
     void* h = nullptr;
     cuda::detail::runtime_check(cudaHostAlloc(&h, (2 * static_cast<std::size_t>(P) + 1) * 4, cudaHostAllocPortable),
                                 "moe_layer: cudaHostAlloc");
     h_sizes_ = static_cast<std::int32_t*>(h);
 
-    const auto I = static_cast<std::size_t>(shape.inter), H = static_cast<std::size_t>(shape.hidden);
     for (std::int32_t g = 0; g < G; ++g) {
       const auto slots = first_slot_[g + 1] - first_slot_[g];
       if (slots == 0) throw gem::config_error("moe_layer: GPU " + std::to_string(g) + " holds no slot");
@@ -115,15 +161,7 @@ class moe_layer {
           devices[static_cast<std::size_t>(g)],
           cuda::device_experts_config{.hidden = shape.hidden, .inter = shape.inter, .num_slots = slots,
                                       .max_rows = static_cast<std::int32_t>(cap), .path = path}));
-      for (std::int32_t i = 0; i < slots; ++i) {
-        const auto e = static_cast<std::size_t>(lp.phy2log[static_cast<std::size_t>(order[first_slot_[g] + i])]);
-        cuda::detail::runtime_check(cudaMemcpy(units_.back()->w13() + i * 2 * I * H, bank.w13 + e * 2 * I * H,
-                                               2 * I * H * sizeof(bf16), cudaMemcpyDeviceToDevice),
-                                    "moe_layer: copying weights");
-        cuda::detail::runtime_check(cudaMemcpy(units_.back()->w2() + i * H * I, bank.w2 + e * H * I, H * I * sizeof(bf16),
-                                               cudaMemcpyDeviceToDevice),
-                                    "moe_layer: copying weights");
-      }
+      load_slot_weights(*units_.back(), bank, lp, std::span(order).subspan(first_slot_[g], slots));
     }
   }
   moe_layer(const moe_layer&) = delete;
@@ -149,19 +187,19 @@ class moe_layer {
     auto cfg = cfg_;
     cfg.num_tokens = num_tokens;
     cuda::routing_layout layout;
-    check(cuda::bind_routing_layout(cfg, ws_, ws_bytes_, &layout), "bind_routing_layout");
+    check_status(cuda::bind_routing_layout(cfg, ws_, ws_bytes_, &layout), "moe_layer: bind_routing_layout");
     const auto cs = coord_->stream();
     const auto H = static_cast<std::size_t>(shape_.hidden);
     {
       const auto scope = coord_->activate();
-      check(cuda::routing_layout_async(cfg, ids, weights, layout, cs), "routing_layout_async");
-      check(cuda::permute_async(layout, shape_.top_k, x, H * sizeof(bf16), xp_, cs), "permute_async");
-      check(cuda::copy_group_sizes_async(layout, h_sizes_, cs), "copy_group_sizes_async");
+      check_status(cuda::routing_layout_async(cfg, ids, weights, layout, cs), "moe_layer: routing_layout_async");
+      check_status(cuda::permute_async(layout, shape_.top_k, x, H * sizeof(bf16), xp_, cs), "moe_layer: permute_async");
+      check_status(cuda::copy_group_sizes_async(layout, h_sizes_, cs), "moe_layer: copy_group_sizes_async");
       if (auto s = cuda::check_routing(layout, cs); !s) {  // synchronizes the coordinator
         if (s.code == cuda::status_code::ids_out_of_range)
           throw gem::placement_error("moe_layer::run_step: " + std::to_string(s.detail) + " routed ids outside [0, " +
                                      std::to_string(shape_.num_experts) + ")");
-        check(s, "check_routing");
+        check_status(s, "moe_layer: check_routing");
       }
     }
     const auto P = layout.num_groups;
@@ -186,7 +224,7 @@ class moe_layer {
     const auto launch = [&](std::int32_t g) {
       auto& u = *units_[static_cast<std::size_t>(g)];
       const auto b = static_cast<std::size_t>(begin[g]) * H;
-      check(u.enqueue_async(t.device_rows[g], xp_ + b, yp_ + b), "expert phase of " + u.device().name());
+      check_status(u.enqueue_async(t.device_rows[g], xp_ + b, yp_ + b), "moe_layer: expert phase of " + u.device().name());
     };
     t.device_seconds.assign(static_cast<std::size_t>(G), 0.0);
     if (mode == run_mode::concurrent) {
@@ -202,8 +240,8 @@ class moe_layer {
       cuda::detail::runtime_check(cudaStreamSynchronize(units_[g]->device().stream()), "moe_layer: device barrier");
     {
       const auto scope = coord_->activate();
-      check(cuda::combine_async(layout, num_tokens, shape_.top_k, weights, yp_, shape_.hidden, nullptr, out, cs),
-            "combine_async");
+      check_status(cuda::combine_async(layout, num_tokens, shape_.top_k, weights, yp_, shape_.hidden, nullptr, out, cs),
+            "moe_layer: combine_async");
       cuda::detail::runtime_check(cudaStreamSynchronize(cs), "moe_layer: combine");
     }
     t.latency = *std::max_element(t.device_seconds.begin(), t.device_seconds.end());
@@ -211,17 +249,6 @@ class moe_layer {
   }
 
  private:
-  static void* alloc(std::size_t bytes) {
-    void* p = nullptr;
-    cuda::detail::runtime_check(cudaMalloc(&p, std::max<std::size_t>(bytes, 256)), "moe_layer: cudaMalloc");
-    return p;
-  }
-  static void check(cuda::status s, const std::string& what) {
-    if (s) return;
-    throw gem::cuda_error("moe_layer: " + what + " failed: " + cuda::to_string(s.code) +
-                          (s.cuda != cudaSuccess ? std::string(" (") + cudaGetErrorString(s.cuda) + ")" : ""));
-  }
-
   const cuda::exec_device* coord_;
   moe_shape shape_;
   cuda::routing_config cfg_{};

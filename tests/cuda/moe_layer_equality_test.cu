@@ -1,16 +1,24 @@
 // Tests of examples/moe_layer/moe_layer.cuh: for every strategy's placement (and a hand-made one
 // with replicas, uneven shares and interleaved slots) the layer's output over 4 devices equals the
 // single-device layer's output and a float64 CPU reference of the same routing (bf16 tolerance),
-// in both run modes; rows are conserved; a placement for the wrong device count is refused.
+// in both run modes; rows are conserved; a placement for the wrong device count is refused. With
+// NCCL: the expert-parallel layer (ep_layer.cuh) over every visible GPU, also with the last GPU
+// restricted to an SM partition, gives the same outputs.
 #include <doctest/doctest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <cstring>
 #include <memory>
 #include <random>
+#include <span>
 #include <vector>
 
 #include "../../examples/moe_layer/moe_layer.cuh"
+#if GEM_HAS_NCCL
+#include "../../examples/moe_layer/ep_layer.cuh"
+#endif
 #include "cuda/cuda_test_util.cuh"
 #include "gem/place/eplb.hpp"
 #include "gem/place/gem_search.hpp"
@@ -70,6 +78,58 @@ double relative_l2(const std::vector<std::uint16_t>& got, const std::vector<doub
   return std::sqrt(num / den);
 }
 
+/// A layer's inputs and routing with its float64 reference: skewed routing (distinct experts per
+/// token, popularity ~ 1 / (e + 1)), random bf16 activations and weights.
+struct moe_case {
+  std::vector<std::uint16_t> x, w13, w2;
+  std::vector<std::int32_t> ids;
+  std::vector<float> w;
+  std::vector<double> counts, ref;
+};
+
+moe_case make_case(int T, int K, int H, int I, int E, unsigned seed) {
+  std::mt19937 rng(seed);
+  moe_case c;
+  c.x = random_bf16(static_cast<std::size_t>(T) * H, 1.0f, rng);
+  c.w13 = random_bf16(static_cast<std::size_t>(E) * 2 * I * H, 1.0f / 16, rng);
+  c.w2 = random_bf16(static_cast<std::size_t>(E) * H * I, 1.0f / 16, rng);
+  std::vector<double> popularity;
+  for (int e = 0; e < E; ++e) popularity.push_back(1.0 / (e + 1));
+  std::discrete_distribution<int> pick(popularity.begin(), popularity.end());
+  std::uniform_real_distribution<float> uw(0.05f, 0.5f);
+  c.counts.assign(static_cast<std::size_t>(E), 0.0);
+  for (int t = 0; t < T; ++t) {
+    std::vector<int> chosen;
+    while (static_cast<int>(chosen.size()) < K) {
+      const int e = pick(rng);
+      if (std::find(chosen.begin(), chosen.end(), e) == chosen.end()) chosen.push_back(e);
+    }
+    for (int e : chosen) {
+      c.ids.push_back(e);
+      c.w.push_back(uw(rng));
+      c.counts[static_cast<std::size_t>(e)] += 1;
+    }
+  }
+  c.ref = reference_moe(c.x, c.ids, c.w, c.w13, c.w2, T, K, H, I);
+  return c;
+}
+
+/// Slots that interleave GPUs (GPU g holds slots g, g + G, ...), with three replicas each of
+/// the two hottest experts (0 and 1) at uneven shares: E + 4 slots.
+gem::placement hand_made(int G, int E) {
+  gem::layer_placement lp;
+  std::vector<std::int32_t> per_gpu(static_cast<std::size_t>(G), 0);
+  for (int p = 0; p < E + 4; ++p) {
+    lp.phy2log.push_back(p < E ? p : (p - E) % 2);  // slots E..E+3 replicate experts 0, 1, 0, 1
+    lp.slot_gpu.push_back(p % G);
+    ++per_gpu[static_cast<std::size_t>(p % G)];
+  }
+  lp.share.assign(static_cast<std::size_t>(E) + 4, 1.0);
+  lp.share[0] = 0.2, lp.share[E] = 0.3, lp.share[E + 2] = 0.5;      // expert 0: three replicas
+  lp.share[1] = 0.7, lp.share[E + 1] = 0.1, lp.share[E + 3] = 0.2;  // expert 1: three replicas
+  return gem::placement(gem::cluster_spec{.num_gpus = G, .slots_per_gpu = per_gpu}, E, {lp});
+}
+
 /// Four devices: equal SM partitions when the GPU has the SMs, else four views of the whole GPU.
 std::vector<gc::exec_device> four_devices() {
   std::vector<gc::exec_device> d;
@@ -98,31 +158,8 @@ TEST_CASE("a layer refuses a placement for another number of devices") {
 TEST_CASE("every placement gives the single-device output and the float64 reference, in both modes") {
   GEM_REQUIRE_GPU();
   const int T = 96, K = 4, H = 256, I = 128, E = 16, G = 4;
-  std::mt19937 rng(2026);
-  const auto hx = random_bf16(static_cast<std::size_t>(T) * H, 1.0f, rng);
-  const auto hw13 = random_bf16(static_cast<std::size_t>(E) * 2 * I * H, 1.0f / 16, rng);
-  const auto hw2 = random_bf16(static_cast<std::size_t>(E) * H * I, 1.0f / 16, rng);
-  // Skewed routing: distinct experts per token, expert popularity ~ 1 / (e + 1).
-  std::vector<std::int32_t> ids;
-  std::vector<float> w;
-  std::vector<double> popularity;
-  for (int e = 0; e < E; ++e) popularity.push_back(1.0 / (e + 1));
-  std::discrete_distribution<int> pick(popularity.begin(), popularity.end());
-  std::uniform_real_distribution<float> uw(0.05f, 0.5f);
-  std::vector<double> counts(E, 0.0);
-  for (int t = 0; t < T; ++t) {
-    std::vector<int> chosen;
-    while (static_cast<int>(chosen.size()) < K) {
-      const int e = pick(rng);
-      if (std::find(chosen.begin(), chosen.end(), e) == chosen.end()) chosen.push_back(e);
-    }
-    for (int e : chosen) {
-      ids.push_back(e);
-      w.push_back(uw(rng));
-      counts[e] += 1;
-    }
-  }
-  const auto ref = reference_moe(hx, ids, w, hw13, hw2, T, K, H, I);
+  const auto c = make_case(T, K, H, I, E, 2026);
+  const auto& [hx, hw13, hw2, ids, w, counts, ref] = c;
 
   device_buffer<std::uint16_t> x(hx), w13(hw13), w2(hw2), out(static_cast<std::size_t>(T) * H),
       single_out(static_cast<std::size_t>(T) * H);
@@ -156,17 +193,7 @@ TEST_CASE("every placement gives the single-device output and the float64 refere
   placements.emplace_back("gem", gem::gem_search{}.place(problem, speeds));
   placements.emplace_back("gem extended",
                           gem::gem_search{.mode = gem::slot_mode::extended}.place(problem, speeds));
-  {
-    gem::layer_placement lp;
-    for (int p = 0; p < 20; ++p) {
-      lp.phy2log.push_back(p < E ? p : (p - E) % 2);  // slots 16..19 replicate experts 0, 1, 0, 1
-      lp.slot_gpu.push_back(p % G);                    // interleaved: GPU g holds slots g, g+4, ...
-    }
-    lp.share.assign(20, 1.0);
-    lp.share[0] = 0.2, lp.share[16] = 0.3, lp.share[18] = 0.5;  // expert 0: three replicas
-    lp.share[1] = 0.7, lp.share[17] = 0.1, lp.share[19] = 0.2;  // expert 1: three replicas
-    placements.emplace_back("hand-made", gem::placement(gem::cluster_spec{.num_gpus = G, .slots_per_gpu = {5}}, E, {lp}));
-  }
+  placements.emplace_back("hand-made", hand_made(G, E));
 
   const auto devices = four_devices();
   for (const auto& [name, pl] : placements) {
@@ -188,3 +215,105 @@ TEST_CASE("every placement gives the single-device output and the float64 refere
     }
   }
 }
+
+#if GEM_HAS_NCCL
+TEST_CASE("expert-parallel over every visible GPU (rows moved by NCCL) gives the single-device output") {
+  GEM_REQUIRE_GPU();
+  const int T = 97, K = 4, H = 256, I = 128, E = 16;  // 97: ranks hold unequal token slices
+  const int R = std::min(gc::device_count(), 8);
+  MESSAGE(R << " GPU(s) visible: " << R << " rank(s)");
+  const auto c = make_case(T, K, H, I, E, 77);
+  device_buffer<std::uint16_t> x(c.x), w13(c.w13), w2(c.w2), single_out(static_cast<std::size_t>(T) * H);
+  device_buffer<std::int32_t> d_ids(c.ids);
+  device_buffer<float> d_w(c.w);
+  const ex::expert_bank bank{reinterpret_cast<const gc::bf16*>(w13.get()), reinterpret_cast<const gc::bf16*>(w2.get())};
+  const ex::moe_shape shape{.hidden = H, .inter = I, .num_experts = E, .top_k = K, .max_tokens = T};
+  auto* xb = reinterpret_cast<const gc::bf16*>(x.get());
+  auto coord = gc::whole_gpu(0);
+  {
+    ex::moe_layer one(std::span<const gc::exec_device>(&coord, 1), coord, ex::single_device_placement(E), gem::layer_id{0},
+                      shape, bank);
+    single_out.poison();
+    (void)one.run_step(d_ids.get(), d_w.get(), T, xb, reinterpret_cast<gc::bf16*>(single_out.get()),
+                       ex::run_mode::concurrent);
+  }
+  std::vector<double> single;
+  for (auto b : single_out.download()) single.push_back(bf16_bits_to_float(b));
+  REQUIRE(relative_l2(single_out.download(), c.ref) < 1e-2);
+
+  gem::placement_problem problem{.cluster = {.num_gpus = R, .slots_per_gpu = {E / R + 2}}, .num_experts = E};
+  problem.layers.push_back(gem::layer_loads{.mean = c.counts, .steps = {c.counts}});
+  std::vector<double> factors;
+  for (int r = 0; r < R; ++r) factors.push_back(1.0 + 0.25 * r);
+  const gem::scaled<gem::uniform> speeds(gem::uniform{.seconds_per_row = 1e-6, .seconds_per_active_expert = 5e-6}, factors);
+  std::vector<std::pair<std::string, gem::placement>> placements;
+  placements.emplace_back("eplb", gem::eplb{}.place(problem, speeds));
+  placements.emplace_back("gem extended", gem::gem_search{.mode = gem::slot_mode::extended}.place(problem, speeds));
+  placements.emplace_back("hand-made", hand_made(R, E));
+
+  // Whole GPUs, then the last GPU restricted to about 3/4 of its SMs (a slower GPU's emulation).
+  for (const bool restricted : {false, true}) {
+    CAPTURE(restricted);
+    std::vector<gc::exec_device> devices;
+    for (int r = 0; r < R; ++r) {
+      if (restricted && r == R - 1) {
+        try {
+          const auto rules = gc::partition_rules(r);
+          const auto align = std::max(rules.alignment, 1);
+          const auto sms = std::max(rules.min_partition, rules.sm_count * 3 / 4 / align * align);
+          devices.push_back(std::move(gc::split_device(r, {.sm_counts = {sms}})[0]));
+          MESSAGE("rank " << r << ": " << devices.back().name());
+          continue;
+        } catch (const gem::error& e) {
+          MESSAGE("no partition of GPU " << r << " (" << e.what() << "): whole GPU");
+        }
+      }
+      devices.push_back(gc::whole_gpu(r));
+    }
+    const ex::ep_comms comms(devices);
+    for (const auto& [name, pl] : placements) {
+      CAPTURE(name);
+      ex::ep_layer layer(devices, comms, pl, gem::layer_id{0}, shape, bank);
+      layer.stage(c.ids, c.w, T, xb);
+      for (int rep = 0; rep < 2; ++rep) {  // a second run of the same step: nothing left over
+        const auto t = layer.run_step();
+        REQUIRE(t.device_seconds.size() == static_cast<std::size_t>(R));
+        std::int32_t rows = 0;
+        for (auto r : t.device_rows) rows += r;
+        CHECK(rows == T * K);  // every routed row reached an expert once
+        CHECK(t.latency == doctest::Approx(*std::max_element(t.device_seconds.begin(), t.device_seconds.end())));
+        CHECK(t.dispatch > 0);
+        CHECK(t.combine > 0);
+        const auto got = layer.output();
+        std::vector<std::uint16_t> bits(got.size());
+        std::memcpy(bits.data(), got.data(), got.size() * 2);
+        CHECK(relative_l2(bits, single) < 1e-2);
+        CHECK(relative_l2(bits, c.ref) < 1e-2);
+      }
+    }
+  }
+
+  // Bad input: a step that does not fit, nothing staged, ids outside [0, E); then a good step.
+  std::vector<gc::exec_device> devices;
+  for (int r = 0; r < R; ++r) devices.push_back(gc::whole_gpu(r));
+  const ex::ep_comms comms(devices);
+  ex::ep_layer layer(devices, comms, placements[0].second, gem::layer_id{0}, shape, bank);
+  CHECK_THROWS_AS(layer.run_step(), gem::config_error);
+  CHECK_THROWS_AS(layer.stage(c.ids, c.w, T + 1, xb), gem::config_error);
+  CHECK_THROWS_AS(layer.stage(std::span(c.ids).first(10), c.w, T, xb), gem::config_error);
+  auto bad = c.ids;
+  bad[5] = E;
+  bad[17] = -1;
+  layer.stage(bad, c.w, T, xb);
+  CHECK_THROWS_AS((void)layer.run_step(), gem::placement_error);
+  layer.stage(c.ids, c.w, T, xb);
+  (void)layer.run_step();
+  const auto got = layer.output();
+  std::vector<std::uint16_t> bits(got.size());
+  std::memcpy(bits.data(), got.data(), got.size() * 2);
+  CHECK(relative_l2(bits, single) < 1e-2);
+  CHECK_THROWS_AS(ex::ep_layer(std::span<const gc::exec_device>(devices).first(R - 1), comms, placements[0].second,
+                               gem::layer_id{0}, shape, bank),
+                  gem::config_error);
+}
+#endif
