@@ -1,13 +1,15 @@
 // examples/moe_layer/ep_layer.cuh — one MoE layer expert-parallel over several real GPUs of one
 // host, rows dispatched and returned with NCCL, in the shape engines run it: each rank (one GPU)
 // holds a slice of the step's tokens (data-parallel attention before the layer), routes them to
-// the placement's slots, permutes them, and then
+// the placement's slots, permutes them (device-major slots: the rows for one GPU are one block), and
 //   1. all-gathers every rank's per-slot row counts (P int32 each) and brings them to the host;
-//   2. dispatch: one grouped NCCL send/recv per (rank, slot) with rows, received slot-major (for
-//      each of its slots, source rank 0's rows, then rank 1's, ...), so the expert FFN reads one
-//      contiguous range per slot and needs no second permute;
+//   2. dispatch: one NCCL send per peer of the block of rows its slots need and one receive per
+//      peer into a staging buffer (grouped), then one kernel reorders the received blocks (and the
+//      rank's own block, which never leaves the GPU) slot-major: for each of its slots, source rank
+//      0's rows, then rank 1's, ..., so the expert FFN reads one contiguous range per slot;
 //   3. runs its slots' fused FFN (gem/cuda/profiler.cuh's device_experts);
-//   4. return: the mirror image of 2, into the rank's permuted buffer;
+//   4. return: the mirror image of 2 (reorder into per-source blocks, one send and receive per
+//      peer), into the rank's permuted buffer;
 //   5. combines its own tokens.
 // Each rank decides from its own copy of the gathered counts, as one process per GPU would; here
 // one host thread drives every rank (NCCL groups), and a host barrier between phases times them.
@@ -45,6 +47,20 @@ namespace detail {
 inline void nccl_check(ncclResult_t r, const std::string& what) {
   if (r == ncclSuccess || r == ncclInProgress) return;
   throw gem::cuda_error("ep_layer: " + what + " failed: " + ncclGetErrorString(r));
+}
+/// One contiguous run of rows to copy: `rows` rows of `vecs` 16-byte vectors each.
+struct row_piece {
+  const int4* src;
+  int4* dst;
+  std::int32_t rows;
+};
+
+/// Copies every piece (blockIdx.y) row by row; blocks along x stride over the piece's rows.
+__global__ void copy_row_pieces(const row_piece* pieces, std::int32_t vecs) {
+  const row_piece p = pieces[blockIdx.y];
+  for (std::int32_t r = static_cast<std::int32_t>(blockIdx.x); r < p.rows; r += static_cast<std::int32_t>(gridDim.x))
+    for (std::int32_t v = static_cast<std::int32_t>(threadIdx.x); v < vecs; v += static_cast<std::int32_t>(blockDim.x))
+      p.dst[static_cast<std::int64_t>(r) * vecs + v] = p.src[static_cast<std::int64_t>(r) * vecs + v];
 }
 }  // namespace detail
 
@@ -97,6 +113,8 @@ class ep_layer {
                               " experts, the layer " + std::to_string(shape.num_experts));
     if (shape.top_k <= 0 || shape.top_k > shape.num_experts || shape.max_tokens < R)
       throw gem::config_error("ep_layer: top_k must be in [1, num_experts] and max_tokens at least one per rank");
+    if (shape.hidden <= 0 || shape.hidden % 8 != 0)
+      throw gem::config_error("ep_layer: hidden must be a positive multiple of 8 (rows of 16-byte vectors)");
     if (comms.size() != R)
       throw gem::config_error("ep_layer: " + std::to_string(comms.size()) + " communicators for " + std::to_string(R) +
                               " devices");
@@ -136,14 +154,24 @@ class ep_layer {
         k.ids = static_cast<std::int32_t*>(device_alloc(static_cast<std::size_t>(per_rank) * K * 4, where));
         k.weights = static_cast<float*>(device_alloc(static_cast<std::size_t>(per_rank) * K * 4, where));
         k.d_counts = static_cast<std::int32_t*>(device_alloc(static_cast<std::size_t>(R) * P_ * 4, where));
+        // Staging for the blocks of other ranks (a rank may receive every row of the step), and the
+        // reorder's piece tables: dispatch's then return's, R pieces per own slot each.
+        k.stage = static_cast<bf16*>(
+            device_alloc(static_cast<std::size_t>(shape.max_tokens) * K * H * sizeof(bf16), where));
+        const auto table = 2 * static_cast<std::size_t>(R) * P_ * sizeof(detail::row_piece);
+        k.d_pieces = static_cast<detail::row_piece*>(device_alloc(table, where));
         void* h = nullptr;
         cuda::detail::runtime_check(cudaHostAlloc(&h, static_cast<std::size_t>(R) * P_ * 4, cudaHostAllocPortable),
                                     where + ": cudaHostAlloc");
         k.h_counts = static_cast<std::int32_t*>(h);
+        cuda::detail::runtime_check(cudaHostAlloc(&h, table, cudaHostAllocPortable), where + ": cudaHostAlloc");
+        k.h_pieces = static_cast<detail::row_piece*>(h);
         cuda::detail::runtime_check(cudaStreamCreateWithFlags(&k.comm, cudaStreamNonBlocking), where + ": cudaStreamCreate");
         {
           const auto scope = k.dev->activate();
           cuda::detail::runtime_check(cudaEventCreateWithFlags(&k.routed, cudaEventDisableTiming),
+                                      where + ": cudaEventCreate");
+          cuda::detail::runtime_check(cudaEventCreateWithFlags(&k.reordered, cudaEventDisableTiming),
                                       where + ": cudaEventCreate");
         }
         const auto slots = first_slot_[r + 1] - first_slot_[r];
@@ -326,8 +354,13 @@ class ep_layer {
     cudaStream_t comm = nullptr;   ///< NCCL's stream, primary context of the rank's GPU
     cudaEvent_t routed = nullptr;  ///< made in the exec device's context
     ncclComm_t nccl = nullptr;  ///< not owned (ep_comms)
-    std::vector<std::int32_t> send_offset{};  ///< [P+1] this rank's permuted rows per slot (prefix)
-    std::vector<std::int32_t> recv_offset{};  ///< [(own slots)*R + 1] received rows, slot-major then source
+    bf16* stage = nullptr;                  ///< other ranks' blocks, source-major
+    detail::row_piece* d_pieces = nullptr;  ///< reorder tables (device): dispatch's, then return's
+    detail::row_piece* h_pieces = nullptr;  ///< the same, pinned
+    cudaEvent_t reordered = nullptr;        ///< made in the exec device's context
+    std::vector<std::int32_t> send_offset{};   ///< [P+1] this rank's permuted rows per slot (prefix)
+    std::vector<std::int32_t> recv_offset{};   ///< [(own slots)*R + 1] its experts' rows, slot-major then source
+    std::vector<std::int32_t> block_offset{};  ///< [R+1] rows of each source's block in `stage` (own: 0)
     std::unique_ptr<cuda::device_experts> unit{};
   };
 
@@ -345,48 +378,112 @@ class ep_layer {
         const auto at = static_cast<std::size_t>(i) * R + s;
         k.recv_offset[at + 1] = k.recv_offset[at] + k.h_counts[static_cast<std::size_t>(s) * P_ + f + i];
       }
+    k.block_offset.assign(static_cast<std::size_t>(R) + 1, 0);
+    for (std::int32_t s = 0; s < R; ++s) {
+      std::int32_t rows = 0;
+      for (std::int32_t i = 0; s != r && i < n; ++i) rows += k.h_counts[static_cast<std::size_t>(s) * P_ + f + i];
+      k.block_offset[s + 1] = k.block_offset[s] + rows;
+    }
   }
 
-  /// One grouped NCCL exchange of rows (elements of H bf16) between every pair of ranks, pieces
-  /// matched in slot order: out (xp -> peers' experts' x) or back (experts' y -> xp's twin yp).
-  /// Blocks until every rank's NCCL stream is done.
+  /// Moves rows between the ranks' permuted buffers (xp out, yp back) and their experts' buffers
+  /// (x in, y out); blocks until done. Out: one NCCL send per peer of the peer's block of xp, one
+  /// receive per peer into `stage`, then the reorder into x (the rank's own block straight from
+  /// xp). Back: the reorder of y into `stage` (own block straight into yp), then one send per peer
+  /// and one receive per peer into yp.
   void exchange(bool returning, const char* what) {
     const auto R = num_ranks();
     const auto H = static_cast<std::size_t>(shape_.hidden);
+    const std::string stage = what;
+    if (returning)
+      for (std::int32_t r = 0; r < R; ++r) reorder(r, true, stage);
+    for (std::int32_t r = 0; r < R; ++r) {
+      auto& k = ranks_[static_cast<std::size_t>(r)];
+      cuda::detail::runtime_check(cudaSetDevice(k.dev->ordinal()), "ep_layer: cudaSetDevice");
+      if (returning)
+        cuda::detail::runtime_check(cudaStreamWaitEvent(k.comm, k.reordered), "ep_layer: cudaStreamWaitEvent");
+    }
     detail::nccl_check(ncclGroupStart(), "ncclGroupStart");
     for (std::int32_t r = 0; r < R; ++r) {
       auto& k = ranks_[static_cast<std::size_t>(r)];
-      // Pieces of this rank's tokens: slot p's rows go to (or come back from) the slot's rank.
-      for (std::int32_t g = 0; g < R; ++g)
-        for (std::int32_t p = first_slot_[g]; p < first_slot_[g + 1]; ++p) {
-          const auto rows = static_cast<std::size_t>(k.send_offset[p + 1] - k.send_offset[p]);
-          if (rows == 0) continue;
-          auto* at = (returning ? k.yp : k.xp) + static_cast<std::size_t>(k.send_offset[p]) * H;
+      for (std::int32_t g = 0; g < R; ++g) {
+        if (g == r) continue;
+        // This rank's rows of g's slots: one block of the permuted buffer.
+        const auto first = static_cast<std::size_t>(k.send_offset[first_slot_[g]]);
+        const auto rows = static_cast<std::size_t>(k.send_offset[first_slot_[g + 1]]) - first;
+        if (rows > 0) {
+          auto* at = (returning ? k.yp : k.xp) + first * H;
           detail::nccl_check(returning ? ncclRecv(at, rows * H, ncclBfloat16, g, k.nccl, k.comm)
                                        : ncclSend(at, rows * H, ncclBfloat16, g, k.nccl, k.comm),
-                             std::string(what) + ": rank " + std::to_string(r) + " rows of slot " + std::to_string(p));
+                             stage + ": rank " + std::to_string(r) + " block for rank " + std::to_string(g));
         }
-      // Pieces of this rank's slots: (slot i, source s) from (or back to) rank s.
-      const auto n = first_slot_[r + 1] - first_slot_[r];
-      for (std::int32_t s = 0; s < R; ++s)
-        for (std::int32_t i = 0; i < n; ++i) {
-          const auto at_i = static_cast<std::size_t>(i) * R + s;
-          const auto rows = static_cast<std::size_t>(k.recv_offset[at_i + 1] - k.recv_offset[at_i]);
-          if (rows == 0) continue;
-          auto* at = (returning ? k.unit->y() : k.unit->x()) + static_cast<std::size_t>(k.recv_offset[at_i]) * H;
-          detail::nccl_check(returning ? ncclSend(at, rows * H, ncclBfloat16, s, k.nccl, k.comm)
-                                       : ncclRecv(at, rows * H, ncclBfloat16, s, k.nccl, k.comm),
-                             std::string(what) + ": rank " + std::to_string(r) + " slot " + std::to_string(i) +
-                                 " rows of rank " + std::to_string(s));
+        // g's rows of this rank's slots: one block of the staging buffer.
+        const auto b0 = static_cast<std::size_t>(k.block_offset[g]);
+        const auto brows = static_cast<std::size_t>(k.block_offset[g + 1]) - b0;
+        if (brows > 0) {
+          auto* at = k.stage + b0 * H;
+          detail::nccl_check(returning ? ncclSend(at, brows * H, ncclBfloat16, g, k.nccl, k.comm)
+                                       : ncclRecv(at, brows * H, ncclBfloat16, g, k.nccl, k.comm),
+                             stage + ": rank " + std::to_string(r) + " block of rank " + std::to_string(g));
         }
+      }
     }
     detail::nccl_check(ncclGroupEnd(), "ncclGroupEnd");
     for (std::int32_t r = 0; r < R; ++r) {
       auto& k = ranks_[static_cast<std::size_t>(r)];
       cuda::detail::runtime_check(cudaSetDevice(k.dev->ordinal()), "ep_layer: cudaSetDevice");
-      cuda::detail::runtime_check(cudaStreamSynchronize(k.comm),
-                                  "ep_layer: rank " + std::to_string(r) + ": " + what);
+      cuda::detail::runtime_check(cudaStreamSynchronize(k.comm), "ep_layer: rank " + std::to_string(r) + ": " + stage);
     }
+    if (!returning) {
+      for (std::int32_t r = 0; r < R; ++r) reorder(r, false, stage);
+      for (auto& k : ranks_) {
+        const auto scope = k.dev->activate();
+        cuda::detail::runtime_check(cudaStreamSynchronize(k.dev->stream()), "ep_layer: " + stage + " reorder");
+      }
+    }
+  }
+
+  /// Enqueues rank r's reorder on its exec stream (then records `reordered`): out, from the
+  /// per-source blocks (stage, own block in xp) into x slot-major; back, the reverse from y.
+  void reorder(std::int32_t r, bool returning, const std::string& stage) {
+    const auto R = num_ranks();
+    const auto H = static_cast<std::size_t>(shape_.hidden);
+    auto& k = ranks_[static_cast<std::size_t>(r)];
+    const auto f = first_slot_[r], n = first_slot_[r + 1] - f;
+    auto* table = k.h_pieces + (returning ? static_cast<std::size_t>(R) * P_ : 0);
+    auto* d_table = k.d_pieces + (returning ? static_cast<std::size_t>(R) * P_ : 0);
+    std::int32_t pieces = 0, most = 0;
+    for (std::int32_t s = 0; s < R; ++s) {
+      // Source s's block: in stage, or (own rows) where they sit in the permuted buffer.
+      bf16* block = s == r ? (returning ? k.yp : k.xp) + static_cast<std::size_t>(k.send_offset[f]) * H
+                           : k.stage + static_cast<std::size_t>(k.block_offset[s]) * H;
+      std::size_t within = 0;
+      for (std::int32_t i = 0; i < n; ++i) {
+        const auto at = static_cast<std::size_t>(i) * R + s;
+        const auto rows = k.recv_offset[at + 1] - k.recv_offset[at];
+        bf16* mine = (returning ? k.unit->y() : k.unit->x()) + static_cast<std::size_t>(k.recv_offset[at]) * H;
+        bf16* theirs = block + within * H;
+        within += static_cast<std::size_t>(rows);
+        if (rows == 0) continue;
+        table[pieces++] = {reinterpret_cast<const int4*>(returning ? mine : theirs),
+                           reinterpret_cast<int4*>(returning ? theirs : mine), rows};
+        most = std::max(most, rows);
+      }
+    }
+    const auto scope = k.dev->activate();
+    const auto es = k.dev->stream();
+    const std::string where = "ep_layer: rank " + std::to_string(r) + ": " + stage + " reorder";
+    if (pieces > 0) {
+      cuda::detail::runtime_check(
+          cudaMemcpyAsync(d_table, table, static_cast<std::size_t>(pieces) * sizeof(detail::row_piece),
+                          cudaMemcpyHostToDevice, es),
+          where);
+      const auto vecs = static_cast<std::int32_t>(H * sizeof(bf16) / 16);
+      detail::copy_row_pieces<<<dim3(static_cast<unsigned>(std::min(most, 16)), static_cast<unsigned>(pieces)),
+                                std::min(256, (vecs + 31) / 32 * 32), 0, es>>>(d_table, vecs);
+      cuda::detail::runtime_check(cudaGetLastError(), where);
+    }
+    cuda::detail::runtime_check(cudaEventRecord(k.reordered, es), where);
   }
 
   void release() noexcept {
@@ -395,14 +492,16 @@ class ep_layer {
       if (k.dev) (void)cudaSetDevice(k.dev->ordinal());
       for (void* p : {k.pl_buf, k.ws, static_cast<void*>(k.x), static_cast<void*>(k.out), static_cast<void*>(k.xp),
                       static_cast<void*>(k.yp), static_cast<void*>(k.ids), static_cast<void*>(k.weights),
-                      static_cast<void*>(k.d_counts)})
+                      static_cast<void*>(k.d_counts), static_cast<void*>(k.stage), static_cast<void*>(k.d_pieces)})
         if (p) (void)cudaFree(p);
       if (k.h_counts) (void)cudaFreeHost(k.h_counts);
+      if (k.h_pieces) (void)cudaFreeHost(k.h_pieces);
       if (k.comm) (void)cudaStreamDestroy(k.comm);
-      if (k.routed && k.dev) {
+      if (k.dev) {
         try {
           const auto scope = k.dev->activate();
-          (void)cudaEventDestroy(k.routed);
+          if (k.routed) (void)cudaEventDestroy(k.routed);
+          if (k.reordered) (void)cudaEventDestroy(k.reordered);
         } catch (...) {
         }
       }
