@@ -173,14 +173,18 @@ void print_fit(const gc::profile_measurement& m, const char* what) {
 }
 
 /// Profiles `devs` with the table standing for `slots` active experts per device (the slots each
-/// device holds in the comparison), measured at 1, 4, 8, slots and 2 x slots active experts.
+/// device holds in the comparison), measured at 1, 4, 8, slots and 2 x slots active experts. Steps
+/// of up to `max_tokens` tokens: the row grid reaches 4x the mean rows of an expert (hot experts),
+/// in steps of 256 past 512 rows, so that large steps are read off the table, not extrapolated.
 gc::profile_measurement profile_devices(const std::vector<gc::exec_device>& devs, bool concurrent, gc::gemm_path path,
-                                        std::int32_t slots, std::int32_t mixes) {
+                                        std::int32_t slots, std::int32_t mixes, std::int32_t max_tokens = 0) {
   gc::profiler_config cfg{.concurrent = concurrent, .path = path, .mixes = mixes};
   if (slots > 8) {
     cfg.active = {1, 4, 8, slots, 2 * slots};
     cfg.reference_active = slots;
   }
+  const auto hot = 4 * max_tokens * cfg.shape.top_k / std::max(cfg.shape.num_experts, 1);
+  for (std::int32_t r = cfg.rows.back() + 256; cfg.rows.back() < std::min(hot, 2048); r += 256) cfg.rows.push_back(r);
   return gc::measure_profile(devs, cfg);
 }
 
@@ -241,8 +245,8 @@ int cmd_compare(const options& o) {
     prof_conc = gem::read_profile(o.profile, lshape);
     prof_iso = prof_conc;
   } else {
-    const auto mc = profile_devices(devs, true, o.path, o.slots, o.mixes);
-    const auto mi = profile_devices(devs, false, o.path, o.slots, o.mixes);
+    const auto mc = profile_devices(devs, true, o.path, o.slots, o.mixes, shape.max_tokens);
+    const auto mi = profile_devices(devs, false, o.path, o.slots, o.mixes, shape.max_tokens);
     prof_conc = mc.profile;
     prof_iso = mi.profile;
     gem::write_profile(prof_conc, o.out + "/profile-concurrent.json");
