@@ -114,6 +114,35 @@ moe_case make_case(int T, int K, int H, int I, int E, unsigned seed) {
   return c;
 }
 
+/// A case on GPU 0 (activations, weights, routing) with the single-device layer's output of it.
+struct device_case {
+  device_buffer<std::uint16_t> x, w13, w2;
+  device_buffer<std::int32_t> ids;
+  device_buffer<float> w;
+  ex::expert_bank bank;
+  ex::moe_shape shape;
+  const gc::bf16* xb;
+  gc::exec_device coord = gc::whole_gpu(0);
+  std::vector<std::uint16_t> single;       ///< the single-device output (bf16 bits)
+  std::vector<double> single_d;            ///< the same as doubles
+  std::vector<std::int32_t> single_rows;   ///< rows its one device ran
+
+  device_case(const moe_case& c, int T, int K, int H, int I, int E)
+      : x(c.x), w13(c.w13), w2(c.w2), ids(c.ids), w(c.w),
+        bank{reinterpret_cast<const gc::bf16*>(w13.get()), reinterpret_cast<const gc::bf16*>(w2.get())},
+        shape{.hidden = H, .inter = I, .num_experts = E, .top_k = K, .max_tokens = T},
+        xb(reinterpret_cast<const gc::bf16*>(x.get())) {
+    device_buffer<std::uint16_t> out(static_cast<std::size_t>(T) * H);
+    ex::moe_layer one(std::span<const gc::exec_device>(&coord, 1), coord, ex::single_device_placement(E), gem::layer_id{0},
+                      shape, bank);
+    out.poison();
+    single_rows = one.run_step(ids.get(), w.get(), T, xb, reinterpret_cast<gc::bf16*>(out.get()), ex::run_mode::concurrent)
+                      .device_rows;
+    single = out.download();
+    for (auto b : single) single_d.push_back(bf16_bits_to_float(b));
+  }
+};
+
 /// Slots that interleave GPUs (GPU g holds slots g, g + G, ...), with three replicas each of
 /// the two hottest experts (0 and 1) at uneven shares: E + 4 slots.
 gem::placement hand_made(int G, int E) {
@@ -159,27 +188,12 @@ TEST_CASE("every placement gives the single-device output and the float64 refere
   GEM_REQUIRE_GPU();
   const int T = 96, K = 4, H = 256, I = 128, E = 16, G = 4;
   const auto c = make_case(T, K, H, I, E, 2026);
-  const auto& [hx, hw13, hw2, ids, w, counts, ref] = c;
-
-  device_buffer<std::uint16_t> x(hx), w13(hw13), w2(hw2), out(static_cast<std::size_t>(T) * H),
-      single_out(static_cast<std::size_t>(T) * H);
-  device_buffer<std::int32_t> d_ids(ids);
-  device_buffer<float> d_w(w);
-  const ex::expert_bank bank{reinterpret_cast<const gc::bf16*>(w13.get()), reinterpret_cast<const gc::bf16*>(w2.get())};
-  const ex::moe_shape shape{.hidden = H, .inter = I, .num_experts = E, .top_k = K, .max_tokens = T};
-  auto* xb = reinterpret_cast<const gc::bf16*>(x.get());
-
-  auto coord = gc::whole_gpu(0);
-  {
-    ex::moe_layer one(std::span<const gc::exec_device>(&coord, 1), coord, ex::single_device_placement(E), gem::layer_id{0},
-                      shape, bank);
-    single_out.poison();
-    const auto t = one.run_step(d_ids.get(), d_w.get(), T, xb, reinterpret_cast<gc::bf16*>(single_out.get()),
-                                ex::run_mode::concurrent);
-    CHECK(t.device_rows == std::vector<std::int32_t>{T * K});
-  }
-  const auto single = single_out.download();
-  CHECK(relative_l2(single, ref) < 1e-2);
+  const auto& counts = c.counts;
+  const auto& ref = c.ref;
+  device_case d(c, T, K, H, I, E);
+  CHECK(d.single_rows == std::vector<std::int32_t>{T * K});
+  CHECK(relative_l2(d.single, ref) < 1e-2);
+  device_buffer<std::uint16_t> out(static_cast<std::size_t>(T) * H);
 
   // Placements: the strategies on the routing's loads, and a hand-made one whose slots interleave
   // GPUs, with replicas of the two hottest experts and uneven shares.
@@ -198,19 +212,17 @@ TEST_CASE("every placement gives the single-device output and the float64 refere
   const auto devices = four_devices();
   for (const auto& [name, pl] : placements) {
     CAPTURE(name);
-    ex::moe_layer layer(devices, coord, pl, gem::layer_id{0}, shape, bank);
+    ex::moe_layer layer(devices, d.coord, pl, gem::layer_id{0}, d.shape, d.bank);
     for (const auto mode : {ex::run_mode::concurrent, ex::run_mode::isolated}) {
       out.poison();
-      const auto t = layer.run_step(d_ids.get(), d_w.get(), T, xb, reinterpret_cast<gc::bf16*>(out.get()), mode);
+      const auto t = layer.run_step(d.ids.get(), d.w.get(), T, d.xb, reinterpret_cast<gc::bf16*>(out.get()), mode);
       REQUIRE(t.device_seconds.size() == static_cast<std::size_t>(G));
       std::int32_t rows = 0;
       for (auto r : t.device_rows) rows += r;
       CHECK(rows == T * K);
       for (auto s : t.device_seconds) CHECK(s >= 0);
       const auto got = out.download();
-      std::vector<double> single_d(single.size());
-      for (std::size_t i = 0; i < single.size(); ++i) single_d[i] = bf16_bits_to_float(single[i]);
-      CHECK(relative_l2(got, single_d) < 1e-2);
+      CHECK(relative_l2(got, d.single_d) < 1e-2);
       CHECK(relative_l2(got, ref) < 1e-2);
     }
   }
@@ -223,23 +235,12 @@ TEST_CASE("expert-parallel over every visible GPU (rows moved by NCCL) gives the
   const int R = std::min(gc::device_count(), 8);
   MESSAGE(R << " GPU(s) visible: " << R << " rank(s)");
   const auto c = make_case(T, K, H, I, E, 77);
-  device_buffer<std::uint16_t> x(c.x), w13(c.w13), w2(c.w2), single_out(static_cast<std::size_t>(T) * H);
-  device_buffer<std::int32_t> d_ids(c.ids);
-  device_buffer<float> d_w(c.w);
-  const ex::expert_bank bank{reinterpret_cast<const gc::bf16*>(w13.get()), reinterpret_cast<const gc::bf16*>(w2.get())};
-  const ex::moe_shape shape{.hidden = H, .inter = I, .num_experts = E, .top_k = K, .max_tokens = T};
-  auto* xb = reinterpret_cast<const gc::bf16*>(x.get());
-  auto coord = gc::whole_gpu(0);
-  {
-    ex::moe_layer one(std::span<const gc::exec_device>(&coord, 1), coord, ex::single_device_placement(E), gem::layer_id{0},
-                      shape, bank);
-    single_out.poison();
-    (void)one.run_step(d_ids.get(), d_w.get(), T, xb, reinterpret_cast<gc::bf16*>(single_out.get()),
-                       ex::run_mode::concurrent);
-  }
-  std::vector<double> single;
-  for (auto b : single_out.download()) single.push_back(bf16_bits_to_float(b));
-  REQUIRE(relative_l2(single_out.download(), c.ref) < 1e-2);
+  device_case d(c, T, K, H, I, E);
+  const auto& bank = d.bank;
+  const auto& shape = d.shape;
+  const auto* xb = d.xb;
+  const auto& single = d.single_d;
+  REQUIRE(relative_l2(d.single, c.ref) < 1e-2);
 
   gem::placement_problem problem{.cluster = {.num_gpus = R, .slots_per_gpu = {E / R + 2}}, .num_experts = E};
   problem.layers.push_back(gem::layer_loads{.mean = c.counts, .steps = {c.counts}});
