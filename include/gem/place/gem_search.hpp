@@ -109,7 +109,7 @@ struct gem_search {
   /// the GPUs differ enough to matter, the gain is many noise widths and the test passes; where
   /// it is within the noise, the layer keeps EPLB's layout and cannot lose to it.
   double keep_eplb_confidence = 0.9;
-  double dispersion = 4.0;             ///< phi with one fitted step (ESFT: 0.5-8.5 at 1024-4096 tokens)
+  double dispersion = 4.0;             ///< prior phi (one fitted step: phi) unless window_dispersion applies (ESFT: 0.5-8.5 at 1024-4096 tokens)
   /// With windows of the fitted tokens and at least 16 windows per step, the confidence test's
   /// prior phi (what one fitted step uses, and what several are shrunk toward) is measured from the
   /// layer's own windows instead of `dispersion` (detail::window_dispersion): the pooled index of
@@ -119,7 +119,10 @@ struct gem_search {
   /// summary: 4.4 at 256 tokens, 8.5 at 1024) and stops growing once a step spans several
   /// sequences, so one prior cannot fit every task and batch size; a step's own windows show where
   /// on that curve it sits. Without such windows (fewer than 16 per step, or none) `dispersion`
-  /// stays the prior. false = always `dispersion`.
+  /// stays the prior. false = always `dispersion`. On by default: on the ESFT evaluation (batch
+  /// 4096: 32 windows of 128 tokens per step) it removed the last case worse than eplb by > 0.5%
+  /// for three seeds, and moved engine gem / speed_proportional on `high` from 0.960 to 0.967-0.970
+  /// (bench/RESULTS.md, issue 5).
   bool window_dispersion = true;
   std::int32_t resample_steps = 64;    ///< steps drawn for that test, around the fitted steps in turn
   std::int32_t threads = 1;               ///< layers searched in parallel
