@@ -472,3 +472,124 @@ TEST_CASE("bootstrap options and windows are validated with a message naming the
   p.layers[0].windows.clear();
   CHECK_THROWS_WITH_AS((void)gem::gem_search{}.place(p, m), doctest::Contains("windows_per_step"), gem::config_error);
 }
+
+namespace {
+
+// Reference for detail::window_index: the windows summed explicitly into runs of `run`, then a
+// two-pass variance per expert (float64), pooled over experts.
+double reference_index(const std::vector<std::vector<double>>& windows, std::size_t run) {
+  std::vector<std::vector<double>> runs;
+  for (std::size_t w = 0; w + run <= windows.size(); w += run) {
+    std::vector<double> x(windows[w].size(), 0.0);
+    for (std::size_t j = w; j < w + run; ++j)
+      for (std::size_t e = 0; e < x.size(); ++e) x[e] += windows[j][e];
+    runs.push_back(std::move(x));
+  }
+  double var = 0, load = 0;
+  for (std::size_t e = 0; e < windows.front().size(); ++e) {
+    double m = 0;
+    for (const auto& r : runs) m += r[e];
+    m /= static_cast<double>(runs.size());
+    double ss = 0;
+    for (const auto& r : runs) ss += (r[e] - m) * (r[e] - m);
+    var += ss / static_cast<double>(runs.size() - 1), load += m;
+  }
+  return var / load;
+}
+
+// 32 windows of 8 experts (one step of 32 windows, or two of 16): Poisson-like counts around
+// 16 tokens, plus `drift` x (a random offset per run of `drift_run` windows, shared by its windows).
+std::vector<std::vector<double>> drifting_windows(std::mt19937_64& rng, double drift, std::size_t drift_run) {
+  std::poisson_distribution<int> count(16.0);
+  std::normal_distribution<double> z(0.0, 1.0);
+  std::vector<std::vector<double>> w(32, std::vector<double>(8, 0.0));
+  for (std::size_t r = 0; r < 32; r += drift_run) {
+    std::vector<double> offset(8);
+    for (auto& o : offset) o = drift * z(rng);
+    for (std::size_t j = r; j < r + drift_run; ++j)
+      for (std::size_t e = 0; e < 8; ++e) w[j][e] = std::max(0.0, std::round(count(rng) + offset[e]));
+  }
+  return w;
+}
+
+}  // namespace
+
+TEST_CASE("window_dispersion extrapolates a quarter step's index to a whole step by a power law, exponent in [0, 1]") {
+  std::mt19937_64 rng(73);
+  for (int trial = 0; trial < 20; ++trial) {
+    for (int k : {16, 32}) {
+      gem::layer_loads ll{.mean = std::vector<double>(8, 16.0 * k), .windows_per_step = k};
+      // Independent windows (alpha about 0), a mix shared by every 2 windows, and one shared by
+      // every 8 (the index grows with the run).
+      ll.windows = drifting_windows(rng, trial % 3 == 0 ? 0.0 : 6.0, trial % 3 == 2 ? 8 : 2);
+      const std::size_t q = static_cast<std::size_t>(k) / 4, s = static_cast<std::size_t>(k) / 16;
+      const double iq = reference_index(ll.windows, q), is = reference_index(ll.windows, s);
+      CHECK(gem::detail::window_index(ll, q) == doctest::Approx(iq).epsilon(1e-12));
+      CHECK(gem::detail::window_index(ll, s) == doctest::Approx(is).epsilon(1e-12));
+      const double alpha = std::log(iq / is) / std::log(4.0);
+      const double expect = iq * std::pow(4.0, std::clamp(alpha, 0.0, 1.0));
+      CHECK(gem::detail::window_dispersion(ll, 4.0) == doctest::Approx(expect).epsilon(1e-12));
+    }
+  }
+  // A mix shared by each whole quarter and constant within it (k = 16: a sixteenth is one window):
+  // with the sample variances' n - 1 the quarter's index is 31/7 of the window's, above the 4 of
+  // a fully shared mix, so the exponent is clipped at 1: a whole step spreads 4x a quarter's index.
+  {
+    gem::layer_loads ll{.mean = std::vector<double>(2, 256.0), .windows_per_step = 16};
+    for (int w = 0; w < 32; ++w) ll.windows.push_back({10.0 + 3 * (w / 4), 40.0 - 2 * (w / 4)});
+    const double iq = reference_index(ll.windows, 4), is = reference_index(ll.windows, 1);
+    CHECK(iq / is == doctest::Approx(31.0 / 7.0));
+    CHECK(gem::detail::window_dispersion(ll, 4.0) == doctest::Approx(4 * iq).epsilon(1e-12));
+  }
+  // A quarter that spreads less than its sixteenths (runs that cancel): the exponent is clipped at
+  // 0, and the estimate is the quarter's index.
+  gem::layer_loads ll{.mean = std::vector<double>(2, 256.0), .windows_per_step = 16};
+  for (int w = 0; w < 32; ++w) ll.windows.push_back(w % 2 == 0 ? std::vector<double>{20.0 + w % 3, 12.0} : std::vector<double>{12.0, 20.0});
+  const double iq = reference_index(ll.windows, 4);
+  CHECK(iq < reference_index(ll.windows, 1));
+  CHECK(gem::detail::window_dispersion(ll, 4.0) == doctest::Approx(iq).epsilon(1e-12));
+  // Fewer than 16 windows per step, or none: the fallback.
+  ll.windows_per_step = 8;
+  CHECK(gem::detail::window_dispersion(ll, 4.0) == 4.0);
+  ll.windows.clear();
+  ll.windows_per_step = 0;
+  CHECK(gem::detail::window_dispersion(ll, 3.0) == 3.0);
+}
+
+TEST_CASE("with 16 or more windows per step the confidence test's prior phi is the layer's own estimate") {
+  // Reference: the same search with window_dispersion off and that estimate passed as
+  // `dispersion` (one layer, so one estimate). With windows that drift strongly, the estimate is
+  // far above 4, and some searched layouts that pass the test at phi 4 fall back to EPLB's.
+  std::mt19937_64 rng(79);
+  int falls_back = 0, kept_default = 0;
+  for (int trial = 0; trial < 12; ++trial) {
+    auto p = gem::test::random_problem(rng, 1, 8, 2, 4, 1);
+    auto& ll = p.layers[0];
+    ll.windows = drifting_windows(rng, 10.0, 8);
+    ll.windows_per_step = 32;
+    ll.steps.assign(1, std::vector<double>(8, 0.0));
+    for (const auto& w : ll.windows)
+      for (std::size_t e = 0; e < 8; ++e) ll.steps[0][e] += w[e];
+    ll.mean = ll.steps[0];
+    const gem::test::linear_speed m{.speed = {0.8, 1}};
+    const gem::gem_search cfg{.seed = static_cast<std::uint64_t>(trial)};
+    const double phi = gem::detail::window_dispersion(ll, cfg.dispersion);
+    CHECK(phi > 4.0);
+    auto as_prior = cfg;
+    as_prior.window_dispersion = false;
+    auto fixed = as_prior;
+    as_prior.dispersion = phi;
+    const auto g = cfg.place(p, m);
+    CHECK(g == as_prior.place(p, m));
+    const auto e = gpu_experts(gem::eplb{}.place(p, m), 0);
+    const auto d = fixed.place(p, m);
+    kept_default += gpu_experts(d, 0) != e;
+    falls_back += gpu_experts(d, 0) != e && gpu_experts(g, 0) == e;
+    // With fewer than 16 windows per step the windows do not set phi.
+    auto coarse = p;
+    coarse.layers[0].windows_per_step = 8;
+    CHECK(cfg.place(coarse, m) == fixed.place(coarse, m));
+  }
+  CHECK(kept_default > 0);
+  CHECK(falls_back > 0);
+}

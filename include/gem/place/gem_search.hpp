@@ -100,15 +100,30 @@ struct gem_search {
   /// from the expected count m with variance phi * m (an overdispersed Poisson law), so an unseen
   /// step deviates from the fitted mean with variance phi * m * (1 + 1/S); the fitted steps
   /// already spread by phi * m * (S - 1) / S, and the noise adds the rest, 2 * phi * m / S.
-  /// phi is the pooled index of dispersion of the fitted steps, shrunk toward `dispersion` with
-  /// weight 1 against their S - 1 degrees of freedom (one fitted step: `dispersion` alone); d = straggler
+  /// phi is the pooled index of dispersion of the fitted steps, shrunk toward a prior with weight 1
+  /// against their S - 1 degrees of freedom (one fitted step: the prior alone); the prior is
+  /// `dispersion`, or the layer's own estimate from its windows (`window_dispersion`); d = straggler
   /// seconds of the searched layout minus EPLB's on each drawn step; the searched layout is kept
   /// when mean(d) + z * sd(d) / sqrt(S) < 0, z the normal quantile of `keep_eplb_confidence`
   /// (an unseen set of S steps, as many as were fitted, favours it with that confidence). Where
   /// the GPUs differ enough to matter, the gain is many noise widths and the test passes; where
   /// it is within the noise, the layer keeps EPLB's layout and cannot lose to it.
   double keep_eplb_confidence = 0.9;
-  double dispersion = 4.0;             ///< phi with one fitted step (ESFT: 0.5-8.5 at 1024-4096 tokens)
+  double dispersion = 4.0;             ///< prior phi (one fitted step: phi) unless window_dispersion applies (ESFT: 0.5-8.5 at 1024-4096 tokens)
+  /// With windows of the fitted tokens and at least 16 windows per step, the confidence test's
+  /// prior phi (what one fitted step uses, and what several are shrunk toward) is measured from the
+  /// layer's own windows instead of `dispersion` (detail::window_dispersion): the pooled index of
+  /// dispersion at a quarter step, extrapolated to a whole step by the power law that the index
+  /// follows between a sixteenth and a quarter step (exponent clipped to [0, 1]). Why: the index of
+  /// a step grows with its tokens while routing drifts within the sequences a step holds (ESFT
+  /// summary: 4.4 at 256 tokens, 8.5 at 1024) and stops growing once a step spans several
+  /// sequences, so one prior cannot fit every task and batch size; a step's own windows show where
+  /// on that curve it sits. Without such windows (fewer than 16 per step, or none) `dispersion`
+  /// stays the prior. false = always `dispersion`. On by default: on the ESFT evaluation (batch
+  /// 4096: 32 windows of 128 tokens per step) it removed the last case worse than eplb by > 0.5%
+  /// for three seeds, and moved engine gem / speed_proportional on `high` from 0.960 to 0.967-0.970
+  /// (bench/RESULTS.md, issue 5).
+  bool window_dispersion = true;
   std::int32_t resample_steps = 64;    ///< steps drawn for that test, around the fitted steps in turn
   std::int32_t threads = 1;               ///< layers searched in parallel
 
@@ -332,21 +347,66 @@ double placed_straggler(const M& model, const std::vector<std::vector<std::int32
   return worst;
 }
 
+/// Pooled index of dispersion of `ll.windows` summed in consecutive runs of `run` windows (trace
+/// order; windows left over after the last whole run are dropped): the sum over experts of the
+/// sample variance of a run's tokens over the sum of their means. Negative when there are fewer
+/// than two runs or no tokens (no estimate).
+inline double window_index(const layer_loads& ll, std::size_t run) {
+  const std::size_t runs = run == 0 ? 0 : ll.windows.size() / run;
+  if (runs < 2) return -1;
+  const auto E = ll.windows.front().size();
+  std::vector<double> sum(E, 0.0), sum2(E, 0.0), x(E);
+  for (std::size_t r = 0; r < runs; ++r) {
+    std::fill(x.begin(), x.end(), 0.0);
+    for (std::size_t w = r * run; w < (r + 1) * run; ++w)
+      for (std::size_t e = 0; e < E; ++e) x[e] += ll.windows[w][e];
+    for (std::size_t e = 0; e < E; ++e) sum[e] += x[e], sum2[e] += x[e] * x[e];
+  }
+  const double n = static_cast<double>(runs);
+  double var = 0, load = 0;
+  for (std::size_t e = 0; e < E; ++e) {
+    const double m = sum[e] / n;
+    var += std::max(0.0, (sum2[e] - n * m * m) / (n - 1)), load += m;
+  }
+  return load > 0 ? var / load : -1;
+}
+
+/// gem_search::window_dispersion: the index of dispersion of one step of layer `ll`, from its
+/// windows. With k = windows_per_step >= 16: q = k / 4 and s = k / 16 windows (integer division;
+/// a quarter and a sixteenth of a step), I(n) = window_index(ll, n), alpha = log(I(q) / I(s)) /
+/// log(q / s) clipped to [0, 1], and phi = I(q) (k / q)^alpha. Why a power law with that clip: the
+/// index of counts over n tokens is 1-ish for independent tokens and grows with n while tokens
+/// share a drifting routing mix (linearly, alpha = 1, when the mix is one for the whole step) and
+/// stops growing once n spans many independent sequences (alpha = 0); the two largest scales with
+/// several runs each say where between those the layer is. `fallback` (gem_search::dispersion)
+/// when k < 16 or an index is missing.
+inline double window_dispersion(const layer_loads& ll, double fallback) {
+  const auto k = static_cast<std::size_t>(std::max(0, ll.windows_per_step));
+  if (ll.windows.empty() || k < 16) return fallback;
+  const std::size_t q = k / 4, s = k / 16;
+  const double iq = window_index(ll, q), is = window_index(ll, s);
+  if (!(iq > 0) || !(is > 0)) return fallback;
+  const double alpha = std::clamp(std::log(iq / is) / std::log(static_cast<double>(q) / static_cast<double>(s)), 0.0, 1.0);
+  return iq * std::pow(static_cast<double>(k) / static_cast<double>(q), alpha);
+}
+
 /// gem_search::keep_eplb_confidence's test: true when layout `ours` beats `theirs` on unseen
 /// steps drawn around the fitted `steps` with the stated confidence (see gem_search). `mean` and
-/// `sd`: step_stats of `steps`.
+/// `sd`: step_stats of `steps`; `prior`: phi with one fitted step, and what the fitted steps'
+/// pooled index is shrunk toward (gem_search::dispersion, or window_dispersion's estimate).
 template <speed_model M>
 bool robust_gain(const gem_search& cfg, const M& model, std::int32_t G, const std::vector<std::vector<double>>& steps,
                  const std::vector<double>& mean, const std::vector<double>& sd, const std::vector<search_item>& items,
-                 const std::vector<std::int32_t>& ours, const std::vector<std::int32_t>& theirs, std::uint64_t seed) {
+                 const std::vector<std::int32_t>& ours, const std::vector<std::int32_t>& theirs, std::uint64_t seed,
+                 double prior) {
   const auto S = static_cast<std::int32_t>(steps.size());
   if (S == 0) return true;
   const auto E = steps[0].size();
-  double phi = cfg.dispersion;
+  double phi = prior;
   if (S >= 2) {
     double var = 0, load = 0;
     for (std::size_t e = 0; e < E; ++e) var += sd[e] * sd[e] * S / (S - 1.0), load += mean[e];
-    if (load > 0) phi = ((S - 1) * (var / load) + cfg.dispersion) / S;
+    if (load > 0) phi = ((S - 1) * (var / load) + prior) / S;
   }
   std::vector<std::vector<std::int32_t>> a(static_cast<std::size_t>(G)), b(static_cast<std::size_t>(G));
   for (std::size_t i = 0; i < items.size(); ++i) a[ours[i]].push_back(static_cast<std::int32_t>(i)), b[theirs[i]].push_back(static_cast<std::int32_t>(i));
@@ -510,7 +570,8 @@ gem_layer_result gem_layer(const gem_search& cfg, const placement_problem& p, st
   }
   if (!eplb_gpu.empty() && cfg.eplb_start && !(best_obj < eplb_obj * (1 - cfg.min_gain))) best_obj = eplb_obj, best_gpu = eplb_gpu;
   if (!eplb_gpu.empty() && cfg.keep_eplb_confidence > 0 && best_gpu != eplb_gpu &&
-      !robust_gain(cfg, model, G, observed, mean, sd, st.items, best_gpu, eplb_gpu, layer_seed)) {
+      !robust_gain(cfg, model, G, observed, mean, sd, st.items, best_gpu, eplb_gpu, layer_seed,
+                   cfg.window_dispersion ? window_dispersion(ll, cfg.dispersion) : cfg.dispersion)) {
     search.assign(eplb_gpu);
     best_obj = search.objective(), best_gpu = eplb_gpu;
   }
