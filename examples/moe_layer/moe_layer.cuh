@@ -6,8 +6,8 @@
 // and gem/placement.hpp.
 //
 // Dispatch here is a device-to-device copy inside one GPU (partitions hold local copies of their
-// slots' weights). On several real GPUs the same two copies become an NCCL all-to-all of the
-// permuted rows (send counts = the host group sizes this layer already reads), which issue 9 adds.
+// slots' weights). On several real GPUs, ep_layer.cuh moves the rows with NCCL instead (one rank
+// per GPU, each holding a slice of the step's tokens); it shares this file's slot tables and helpers.
 #pragma once
 
 #include <cuda_bf16.h>
