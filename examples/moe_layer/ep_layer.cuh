@@ -11,8 +11,11 @@
 //   4. return: the mirror image of 2 (reorder into per-source blocks, one send and receive per
 //      peer), into the rank's permuted buffer;
 //   5. combines its own tokens.
-// Each rank decides from its own copy of the gathered counts, as one process per GPU would; here
-// one host thread drives every rank (NCCL groups), and a host barrier between phases times them.
+// Each rank decides from its own copy of the gathered counts, as one process per GPU would. Each
+// rank's compute is enqueued from its own host thread, as a process per GPU would enqueue it (the
+// expert phase may issue a hundred cuBLAS calls: from one thread, the last rank would start only
+// when the others' launches were done); the driving thread makes NCCL's grouped calls for every
+// rank, and a host barrier between phases times them.
 // A rank's compute runs on its exec_device (a whole GPU, or an SM partition of one to emulate a
 // slower GPU); its NCCL traffic on a stream of the GPU's primary context, ordered by events.
 // NVLink multicast (NVLS) is not used: ep_comms sets NCCL_NVLS_ENABLE=0 unless the caller set it.
@@ -21,9 +24,14 @@
 
 #include <nccl.h>
 
+#include <atomic>
+#include <barrier>
 #include <chrono>
 #include <cstdlib>
+#include <exception>
+#include <functional>
 #include <memory>
+#include <thread>
 #include <span>
 #include <string>
 #include <vector>
@@ -62,6 +70,58 @@ __global__ void copy_row_pieces(const row_piece* pieces, std::int32_t vecs) {
     for (std::int32_t v = static_cast<std::int32_t>(threadIdx.x); v < vecs; v += static_cast<std::int32_t>(blockDim.x))
       p.dst[static_cast<std::int64_t>(r) * vecs + v] = p.src[static_cast<std::int64_t>(r) * vecs + v];
 }
+
+/// One persistent host thread per rank: run(job) calls job(r) on thread r for every rank at once
+/// and returns when all are done, rethrowing the lowest rank's exception.
+class rank_threads {
+ public:
+  explicit rank_threads(std::int32_t n) : start_(n + 1), done_(n + 1), errors_(static_cast<std::size_t>(n)) {
+    try {
+      for (std::int32_t r = 0; r < n; ++r) threads_.emplace_back([this, r] { loop(r); });
+    } catch (...) {  // no thread for some ranks: release the ones made, then rethrow
+      stop_ = true;
+      for (auto r = threads_.size(); r < static_cast<std::size_t>(n); ++r) start_.arrive_and_drop();
+      (void)start_.arrive_and_wait();
+      for (auto& t : threads_) t.join();
+      throw;
+    }
+  }
+  rank_threads(const rank_threads&) = delete;
+  rank_threads& operator=(const rank_threads&) = delete;
+  ~rank_threads() {
+    stop_ = true;
+    (void)start_.arrive_and_wait();
+    for (auto& t : threads_) t.join();
+  }
+  void run(const std::function<void(std::int32_t)>& job) {
+    job_ = &job;
+    (void)start_.arrive_and_wait();
+    (void)done_.arrive_and_wait();
+    std::exception_ptr first = nullptr;
+    for (auto& e : errors_)
+      if (auto x = std::exchange(e, nullptr); x && !first) first = x;
+    if (first) std::rethrow_exception(first);
+  }
+
+ private:
+  void loop(std::int32_t r) {
+    for (;;) {
+      (void)start_.arrive_and_wait();
+      if (stop_) return;
+      try {
+        (*job_)(r);
+      } catch (...) {
+        errors_[static_cast<std::size_t>(r)] = std::current_exception();
+      }
+      (void)done_.arrive_and_wait();
+    }
+  }
+  std::barrier<> start_, done_;
+  std::vector<std::exception_ptr> errors_;
+  const std::function<void(std::int32_t)>* job_ = nullptr;
+  std::atomic<bool> stop_{false};
+  std::vector<std::thread> threads_{};
+};
 }  // namespace detail
 
 /// One NCCL communicator per GPU of `devices` (one host thread drives them all), made once and
@@ -182,6 +242,7 @@ class ep_layer {
                                                 .max_rows = shape.max_tokens * shape.top_k, .path = path});
         load_slot_weights(*k.unit, bank, lp, std::span(dm.order).subspan(first_slot_[r], slots));
       }
+      threads_ = std::make_unique<detail::rank_threads>(R);
     } catch (...) {
       release();
       throw;
@@ -238,7 +299,7 @@ class ep_layer {
     auto t0 = clock::now();
 
     // 1. Route, permute and exchange the per-slot counts.
-    for (std::int32_t r = 0; r < R; ++r) {
+    threads_->run([&](std::int32_t r) {
       auto& k = ranks_[static_cast<std::size_t>(r)];
       const std::string where = "ep_layer: rank " + std::to_string(r) + ": ";
       auto cfg = k.cfg;
@@ -249,7 +310,7 @@ class ep_layer {
       check_status(cuda::routing_layout_async(cfg, k.ids, k.weights, k.layout, es), where + "routing_layout_async");
       check_status(cuda::permute_async(k.layout, shape_.top_k, k.x, H * sizeof(bf16), k.xp, es), where + "permute_async");
       cuda::detail::runtime_check(cudaEventRecord(k.routed, es), where + "cudaEventRecord");
-    }
+    });
     for (auto& k : ranks_) {
       cuda::detail::runtime_check(cudaSetDevice(k.dev->ordinal()), "ep_layer: cudaSetDevice");
       cuda::detail::runtime_check(cudaStreamWaitEvent(k.comm, k.routed), "ep_layer: cudaStreamWaitEvent");
@@ -264,7 +325,7 @@ class ep_layer {
       cuda::detail::runtime_check(cudaMemcpyAsync(k.h_counts, k.d_counts, count_bytes, cudaMemcpyDeviceToHost, k.comm),
                                   "ep_layer: slot counts to the host");
     }
-    for (std::int32_t r = 0; r < R; ++r) {
+    threads_->run([&](std::int32_t r) {
       auto& k = ranks_[static_cast<std::size_t>(r)];
       cuda::detail::runtime_check(cudaStreamSynchronize(k.comm), "ep_layer: rank " + std::to_string(r) + ": count exchange");
       const auto scope = k.dev->activate();
@@ -275,14 +336,16 @@ class ep_layer {
         check_status(s, "ep_layer: rank " + std::to_string(r) + ": check_routing");
       }
       plan(k, r);
-    }
+    });
     // 2. Rows out: rank r's rows of slot p go to the rank holding p, slot-major there.
     exchange(/*returning=*/false, "dispatch");
     t.dispatch = since(t0);
 
-    // 3. Each rank's experts, all at once.
+    // 3. Each rank's experts, all at once, each enqueued from its rank's thread.
     t0 = clock::now();
-    for (std::int32_t r = 0; r < R; ++r) {
+    t.device_seconds.assign(static_cast<std::size_t>(R), 0.0);
+    t.device_rows.assign(static_cast<std::size_t>(R), 0);
+    threads_->run([&](std::int32_t r) {
       auto& k = ranks_[static_cast<std::size_t>(r)];
       auto& u = *k.unit;
       const auto n = first_slot_[r + 1] - first_slot_[r];
@@ -293,31 +356,26 @@ class ep_layer {
         o[i] = k.recv_offset[static_cast<std::size_t>(i) * R];
       }
       o[n] = k.recv_offset[static_cast<std::size_t>(n) * R];
-      t.device_rows.push_back(o[n]);
+      t.device_rows[static_cast<std::size_t>(r)] = o[n];
       check_status(u.enqueue_async(o[n], nullptr, nullptr), "ep_layer: expert phase of " + u.device().name());
-    }
-    for (auto& k : ranks_) {
-      t.device_seconds.push_back(k.unit->last_seconds());
+      t.device_seconds[static_cast<std::size_t>(r)] = u.last_seconds();
       const auto scope = k.dev->activate();
       cuda::detail::runtime_check(cudaStreamSynchronize(k.dev->stream()), "ep_layer: expert phase");
-    }
+    });
     t.experts = since(t0);
     t.latency = *std::max_element(t.device_seconds.begin(), t.device_seconds.end());
 
     // 4. Rows back, then 5. each rank combines its own tokens.
     t0 = clock::now();
     exchange(/*returning=*/true, "return");
-    for (std::int32_t r = 0; r < R; ++r) {
+    threads_->run([&](std::int32_t r) {
       auto& k = ranks_[static_cast<std::size_t>(r)];
       const auto scope = k.dev->activate();
       check_status(cuda::combine_async(k.layout, k.tokens, shape_.top_k, k.weights, k.yp, shape_.hidden, nullptr, k.out,
                                        k.dev->stream()),
                    "ep_layer: rank " + std::to_string(r) + ": combine_async");
-    }
-    for (auto& k : ranks_) {
-      const auto scope = k.dev->activate();
       cuda::detail::runtime_check(cudaStreamSynchronize(k.dev->stream()), "ep_layer: combine");
-    }
+    });
     t.combine = since(t0);
     t.wall = t.dispatch + t.experts + t.combine;
     return t;
@@ -395,8 +453,7 @@ class ep_layer {
     const auto R = num_ranks();
     const auto H = static_cast<std::size_t>(shape_.hidden);
     const std::string stage = what;
-    if (returning)
-      for (std::int32_t r = 0; r < R; ++r) reorder(r, true, stage);
+    if (returning) threads_->run([&](std::int32_t r) { reorder(r, true, stage); });
     for (std::int32_t r = 0; r < R; ++r) {
       auto& k = ranks_[static_cast<std::size_t>(r)];
       cuda::detail::runtime_check(cudaSetDevice(k.dev->ordinal()), "ep_layer: cudaSetDevice");
@@ -434,13 +491,13 @@ class ep_layer {
       cuda::detail::runtime_check(cudaSetDevice(k.dev->ordinal()), "ep_layer: cudaSetDevice");
       cuda::detail::runtime_check(cudaStreamSynchronize(k.comm), "ep_layer: rank " + std::to_string(r) + ": " + stage);
     }
-    if (!returning) {
-      for (std::int32_t r = 0; r < R; ++r) reorder(r, false, stage);
-      for (auto& k : ranks_) {
+    if (!returning)
+      threads_->run([&](std::int32_t r) {
+        reorder(r, false, stage);
+        const auto& k = ranks_[static_cast<std::size_t>(r)];
         const auto scope = k.dev->activate();
         cuda::detail::runtime_check(cudaStreamSynchronize(k.dev->stream()), "ep_layer: " + stage + " reorder");
-      }
-    }
+      });
   }
 
   /// Enqueues rank r's reorder on its exec stream (then records `reordered`): out, from the
@@ -513,6 +570,7 @@ class ep_layer {
   std::int32_t P_ = 0;
   std::vector<std::int32_t> first_slot_{};
   std::vector<rank> ranks_{};
+  std::unique_ptr<detail::rank_threads> threads_{};  ///< one host thread per rank
 };
 
 }  // namespace gem::example
