@@ -19,24 +19,20 @@
 // A rank's compute runs on its exec_device (a whole GPU, or an SM partition of one to emulate a
 // slower GPU); its NCCL traffic on a stream of the GPU's primary context, ordered by events.
 // NVLink multicast (NVLS) is not used: ep_comms sets NCCL_NVLS_ENABLE=0 unless the caller set it.
-// Depends on NCCL, gem/cuda/{routing,permute,profiler}.cuh and moe_layer.cuh.
+// Depends on NCCL, gem/cuda/{routing,permute,profiler}.cuh, moe_layer.cuh and rank_threads.hpp.
 #pragma once
 
 #include <nccl.h>
 
-#include <atomic>
-#include <barrier>
 #include <chrono>
 #include <cstdlib>
-#include <exception>
-#include <functional>
 #include <memory>
-#include <thread>
 #include <span>
 #include <string>
 #include <vector>
 
 #include "moe_layer.cuh"
+#include "rank_threads.hpp"
 
 namespace gem::example {
 
@@ -71,57 +67,6 @@ __global__ void copy_row_pieces(const row_piece* pieces, std::int32_t vecs) {
       p.dst[static_cast<std::int64_t>(r) * vecs + v] = p.src[static_cast<std::int64_t>(r) * vecs + v];
 }
 
-/// One persistent host thread per rank: run(job) calls job(r) on thread r for every rank at once
-/// and returns when all are done, rethrowing the lowest rank's exception.
-class rank_threads {
- public:
-  explicit rank_threads(std::int32_t n) : start_(n + 1), done_(n + 1), errors_(static_cast<std::size_t>(n)) {
-    try {
-      for (std::int32_t r = 0; r < n; ++r) threads_.emplace_back([this, r] { loop(r); });
-    } catch (...) {  // no thread for some ranks: release the ones made, then rethrow
-      stop_ = true;
-      for (auto r = threads_.size(); r < static_cast<std::size_t>(n); ++r) start_.arrive_and_drop();
-      (void)start_.arrive_and_wait();
-      for (auto& t : threads_) t.join();
-      throw;
-    }
-  }
-  rank_threads(const rank_threads&) = delete;
-  rank_threads& operator=(const rank_threads&) = delete;
-  ~rank_threads() {
-    stop_ = true;
-    (void)start_.arrive_and_wait();
-    for (auto& t : threads_) t.join();
-  }
-  void run(const std::function<void(std::int32_t)>& job) {
-    job_ = &job;
-    (void)start_.arrive_and_wait();
-    (void)done_.arrive_and_wait();
-    std::exception_ptr first = nullptr;
-    for (auto& e : errors_)
-      if (auto x = std::exchange(e, nullptr); x && !first) first = x;
-    if (first) std::rethrow_exception(first);
-  }
-
- private:
-  void loop(std::int32_t r) {
-    for (;;) {
-      (void)start_.arrive_and_wait();
-      if (stop_) return;
-      try {
-        (*job_)(r);
-      } catch (...) {
-        errors_[static_cast<std::size_t>(r)] = std::current_exception();
-      }
-      (void)done_.arrive_and_wait();
-    }
-  }
-  std::barrier<> start_, done_;
-  std::vector<std::exception_ptr> errors_;
-  const std::function<void(std::int32_t)>* job_ = nullptr;
-  std::atomic<bool> stop_{false};
-  std::vector<std::thread> threads_{};
-};
 }  // namespace detail
 
 /// One NCCL communicator per GPU of `devices` (one host thread drives them all), made once and
