@@ -66,7 +66,6 @@ __global__ void copy_row_pieces(const row_piece* pieces, std::int32_t vecs) {
     for (std::int32_t v = static_cast<std::int32_t>(threadIdx.x); v < vecs; v += static_cast<std::int32_t>(blockDim.x))
       p.dst[static_cast<std::int64_t>(r) * vecs + v] = p.src[static_cast<std::int64_t>(r) * vecs + v];
 }
-
 }  // namespace detail
 
 /// One NCCL communicator per GPU of `devices` (one host thread drives them all), made once and
