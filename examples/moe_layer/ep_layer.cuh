@@ -302,9 +302,8 @@ class ep_layer {
       o[n] = k.recv_offset[static_cast<std::size_t>(n) * R];
       t.device_rows[static_cast<std::size_t>(r)] = o[n];
       check_status(u.enqueue_async(o[n], nullptr, nullptr), "ep_layer: expert phase of " + u.device().name());
+      // Waits for the phase's end event, the last work on the rank's stream.
       t.device_seconds[static_cast<std::size_t>(r)] = u.last_seconds();
-      const auto scope = k.dev->activate();
-      cuda::detail::runtime_check(cudaStreamSynchronize(k.dev->stream()), "ep_layer: expert phase");
     });
     t.experts = since(t0);
     t.latency = *std::max_element(t.device_seconds.begin(), t.device_seconds.end());
